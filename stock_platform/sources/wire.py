@@ -1,0 +1,100 @@
+"""The data.go.kr wire format: one parser shared by every source.
+
+A page is the JSON envelope of getStockPriceInfo_V2. Item values are all strings; numbers may lack
+a leading zero ("-.19") and missing values come as "" or "-". `items` may be a list, a single
+object, an empty string, or absent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# API field -> warehouse column, in warehouse order (see DESIGN.md, "Warehouse contract").
+FIELD_TO_COLUMN: dict[str, str] = {
+    "basDt": "trade_date",
+    "srtnCd": "ticker",
+    "isinCd": "isin",
+    "itmsNm": "name",
+    "mrktCtg": "market",
+    "mkp": "open",
+    "hipr": "high",
+    "lopr": "low",
+    "clpr": "close",
+    "vs": "change",
+    "fltRt": "change_pct",
+    "trqu": "volume",
+    "trPrc": "traded_value",
+    "lstgStCnt": "listed_shares",
+    "mrktTotAmt": "market_cap",
+}
+WIRE_FIELDS: list[str] = list(FIELD_TO_COLUMN)
+MARKETS = ("KOSPI", "KOSDAQ", "KONEX")
+
+
+class WireFormatError(ValueError):
+    """A response that is not a well-formed data.go.kr page."""
+
+
+@dataclass(frozen=True)
+class Page:
+    result_code: str
+    result_msg: str
+    page_no: int
+    num_of_rows: int
+    total_count: int
+    items: list[dict[str, Any]]
+
+
+def parse_page(body: bytes | str, where: str = "page") -> Page:
+    """Parse one JSON page into its header fields and item list (values left as sent)."""
+    try:
+        doc = json.loads(body)
+        response = doc["response"]
+        header = response["header"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WireFormatError(f"{where}: not a data.go.kr JSON envelope ({exc!r})") from exc
+    body_doc = response.get("body") or {}
+    if not isinstance(body_doc, dict):
+        raise WireFormatError(f"{where}: response.body is {type(body_doc).__name__}, not an object")
+    return Page(
+        result_code=str(header.get("resultCode", "")),
+        result_msg=str(header.get("resultMsg", "")),
+        page_no=_int(body_doc.get("pageNo", 0), where, "pageNo"),
+        num_of_rows=_int(body_doc.get("numOfRows", 0), where, "numOfRows"),
+        total_count=_int(body_doc.get("totalCount", 0), where, "totalCount"),
+        items=normalize_items(body_doc.get("items"), where),
+    )
+
+
+def normalize_items(items: Any, where: str = "page") -> list[dict[str, Any]]:
+    """`items` in any shape the API uses -> a list of item objects."""
+    if items is None or items == "":
+        return []
+    if not isinstance(items, dict):
+        raise WireFormatError(f"{where}: items is {type(items).__name__}, expected an object")
+    item = items.get("item")
+    if item is None or item == "":
+        return []
+    if isinstance(item, dict):
+        return [item]
+    if isinstance(item, list) and all(isinstance(row, dict) for row in item):
+        return item
+    raise WireFormatError(f"{where}: items.item is neither an object nor a list of objects")
+
+
+def _int(value: Any, where: str, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise WireFormatError(f"{where}: {field}={value!r} is not an integer") from exc
+
+
+def build_page(items_json: str, page_no: int, num_of_rows: int, total_count: int) -> str:
+    """A page exactly as the API sends it; `items_json` is the JSON array of item objects."""
+    return (
+        '{"response":{"header":{"resultCode":"00","resultMsg":"NORMAL SERVICE."},'
+        f'"body":{{"items":{{"item":{items_json}}},"numOfRows":{num_of_rows},'
+        f'"pageNo":{page_no},"totalCount":{total_count}}}}}}}'
+    )
