@@ -70,3 +70,13 @@ def trading_sessions(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def parse_partition_key(key: str) -> dt.date:
     return dt.datetime.strptime(key, PARTITION_FORMAT).date()
+
+
+def _configured_partitions() -> dg.TimeWindowPartitionsDefinition:
+    from stock_platform.settings import load_settings
+
+    return daily_partitions(load_settings().partitions_start)
+
+
+# The one partitions definition every asset uses (start: STOCK_PARTITIONS_START).
+DAILY_PARTITIONS = _configured_partitions()

@@ -91,10 +91,12 @@ def _int(value: Any, where: str, field: str) -> int:
         raise WireFormatError(f"{where}: {field}={value!r} is not an integer") from exc
 
 
-def build_page(items_json: str, page_no: int, num_of_rows: int, total_count: int) -> str:
-    """A page exactly as the API sends it; `items_json` is the JSON array of item objects."""
+def build_page(items_json: str | None, page_no: int, num_of_rows: int, total_count: int) -> str:
+    """A page exactly as the API sends it; `items_json` is the JSON array of item objects, or
+    None for an empty result (which the API sends as `"items": ""`)."""
+    items = '""' if items_json is None else f'{{"item":{items_json}}}'
     return (
         '{"response":{"header":{"resultCode":"00","resultMsg":"NORMAL SERVICE."},'
-        f'"body":{{"items":{{"item":{items_json}}},"numOfRows":{num_of_rows},'
+        f'"body":{{"items":{items},"numOfRows":{num_of_rows},'
         f'"pageNo":{page_no},"totalCount":{total_count}}}}}}}'
     )

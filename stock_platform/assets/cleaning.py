@@ -1,0 +1,109 @@
+"""clean_stock_prices: Spark turns raw pages into typed Parquet (clean/) and quarantines bad rows
+with their reasons (rejected/)."""
+
+
+import collections
+import datetime as dt
+import uuid
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from stock_platform.assets.common import PARTITIONED, day_table, run_days
+from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.lake import CLEAN, RAW, REJECTED, Lake, Manifest, new_version, parquet_rows
+from stock_platform.resources import LakeResource, LocalSparkResource
+from stock_platform.spark.cleaning import RawPage, run_cleaning
+from stock_platform.warehouse.schema import DAILY_PRICES_COLUMNS
+
+CLEAN_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(name, bq_type, description=description)
+        for name, bq_type, _, description in DAILY_PRICES_COLUMNS
+    ]
+)
+
+
+def raw_pages(lake: Lake, days) -> list[RawPage]:
+    pages, missing = [], []
+    for day in days:
+        manifest = lake.manifest(RAW, day)
+        if manifest is None:
+            missing.append(day.isoformat())
+            continue
+        base = lake.partition_dir(RAW, day)
+        for page in manifest.details.get("pages", []):
+            fetched_at = dt.datetime.fromisoformat(page["fetched_at"])
+            pages.append(RawPage(lake.uri(f"{base}/{page['file']}"), day, fetched_at))
+    if missing:
+        raise dg.Failure(
+            f"raw_stock_prices is not materialized for {', '.join(missing)} "
+            f"(no manifest under {lake.uri(RAW)}); materialize it first"
+        )
+    return pages
+
+
+@dg.asset(
+    key="clean_stock_prices",
+    deps=[raw_stock_prices],
+    group_name="cleaning",
+    kinds={"spark", "parquet"},
+    description="Typed, deduplicated, validated prices (Parquet, zstd) in lake clean/; "
+    "rows failing validation go to rejected/ with a reason.",
+    check_specs=[
+        dg.AssetCheckSpec("no_rejected_rows", asset="clean_stock_prices",
+                          description="Warns with counts by reason when rows were quarantined.")
+    ],
+    **PARTITIONED,
+)
+def clean_stock_prices(
+    context: dg.AssetExecutionContext, pyspark: LocalSparkResource, lake: LakeResource
+) -> dg.MaterializeResult:
+    store = lake.get()
+    days = run_days(context)
+    pages = raw_pages(store, days)
+    staging = f"_staging/{context.run_id}-{uuid.uuid4().hex[:8]}"
+    if pages:
+        run_cleaning(pyspark.spark_session, pages, store.uri(staging))
+
+    stats, reasons = {}, collections.Counter()
+    for day in days:
+        version = new_version()
+        status = store.manifest(RAW, day).status
+        counts = {}
+        for dataset, folder in ((CLEAN, "clean"), (REJECTED, "rejected")):
+            staged = store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
+            names = store.adopt(staged, dataset, day, version)
+            uris = [store.uri(f"{store.partition_dir(dataset, day)}/{n}") for n in names]
+            counts[folder] = parquet_rows(store, uris)
+            if folder == "rejected":
+                for uri in uris:
+                    with store.fs.open(uri, "rb") as handle:
+                        reasons.update(pq.read_table(handle, columns=["reject_reason"])
+                                       .column(0).to_pylist())
+            store.publish(Manifest(dataset, day, version, names, counts[folder], status))
+        stats[day] = {"status": status, "rows": counts["clean"], "rejected": counts["rejected"]}
+    store.remove_tree(staging)
+
+    rows = sum(s["rows"] for s in stats.values())
+    rejected = sum(s["rejected"] for s in stats.values())
+    top_reasons = {reason: count for reason, count in reasons.most_common(20)}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "rejected_rows": rejected,
+            "lake_path": dg.MetadataValue.path(store.uri(CLEAN)),
+            "rejected_path": dg.MetadataValue.path(store.uri(REJECTED)),
+            "dagster/column_schema": CLEAN_SCHEMA,
+            "days": day_table(stats),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_rejected_rows",
+                passed=rejected == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rejected_rows": rejected, "clean_rows": rows,
+                          "by_reason": dg.MetadataValue.json(top_reasons)},
+            )
+        ],
+    )

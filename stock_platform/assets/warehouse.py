@@ -1,0 +1,66 @@
+"""stock_raw/daily_prices: the clean Parquet loaded into the warehouse, replaced per partition."""
+
+
+import dagster as dg
+
+from stock_platform.assets.cleaning import CLEAN_SCHEMA, clean_stock_prices
+from stock_platform.assets.common import PARTITIONED, run_days
+from stock_platform.lake import CLEAN
+from stock_platform.resources import LakeResource, WarehouseResource
+
+KEY = dg.AssetKey(["stock_raw", "daily_prices"])
+
+
+@dg.asset(
+    key=KEY,
+    deps=[clean_stock_prices],
+    group_name="warehouse",
+    kinds={"duckdb", "bigquery"},  # DuckDB locally, BigQuery in gcp
+    pool="warehouse",
+    description="One row per (trade_date, ticker); partitions replaced atomically.",
+    check_specs=[
+        dg.AssetCheckSpec("market_cap_equals_close_times_shares", asset=KEY,
+                          description="market_cap = close * listed_shares on every loaded row."),
+        dg.AssetCheckSpec("row_count_matches_clean", asset=KEY,
+                          description="The loaded range has exactly the rows of clean_stock_prices."),
+    ],
+    **PARTITIONED,
+)
+def daily_prices(
+    context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    store = lake.get()
+    days = run_days(context)
+    manifests = {day: store.manifest(CLEAN, day) for day in days}
+    missing = [day.isoformat() for day, manifest in manifests.items() if manifest is None]
+    if missing:
+        raise dg.Failure(
+            f"clean_stock_prices is not materialized for {', '.join(missing)}; materialize it first"
+        )
+    files = [uri for day in days for uri in store.files(CLEAN, day)]
+    expected = sum(manifest.rows for manifest in manifests.values())
+
+    inserted = warehouse.replace_partitions(days[0], days[-1], files)
+    stats = warehouse.partition_stats(days[0], days[-1])
+    context.log.info(f"Replaced {days[0]}..{days[-1]} in {warehouse.table_name}: {inserted} rows")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": stats["rows"],
+            "dagster/table_name": warehouse.table_name,
+            "dagster/column_schema": CLEAN_SCHEMA,
+            "first_day": days[0].isoformat(),
+            "last_day": days[-1].isoformat(),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="market_cap_equals_close_times_shares",
+                passed=stats["market_cap_mismatches"] == 0,
+                metadata={"mismatched_rows": stats["market_cap_mismatches"]},
+            ),
+            dg.AssetCheckResult(
+                check_name="row_count_matches_clean",
+                passed=stats["rows"] == expected,
+                metadata={"warehouse_rows": stats["rows"], "clean_rows": expected},
+            ),
+        ],
+    )

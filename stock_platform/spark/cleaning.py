@@ -1,0 +1,230 @@
+"""The cleaning transform: raw API pages -> typed, deduplicated, validated rows (pure Spark).
+
+The same functions run in-process through dagster-pyspark and as the standalone job on a cluster.
+Every input row ends up in exactly one of two outputs: `clean` (the warehouse contract) or
+`rejected` (the row as received, plus the reasons it failed). Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from stock_platform.sources.wire import FIELD_TO_COLUMN, MARKETS, WIRE_FIELDS, parse_page
+
+PARTITION_COLUMN = "dt"  # the lake's partition folder name: dt=YYYY-MM-DD
+
+RAW_ROW_SCHEMA = T.StructType(
+    [T.StructField(field, T.StringType()) for field in WIRE_FIELDS]
+    + [
+        T.StructField("_partition", T.StringType(), False),
+        T.StructField("_ingested_at", T.TimestampType(), False),
+        T.StructField("_source", T.StringType(), False),
+        T.StructField("_row", T.IntegerType(), False),
+    ]
+)
+
+_INTEGER_FIELDS = ["mkp", "hipr", "lopr", "clpr", "vs", "trqu", "trPrc", "lstgStCnt", "mrktTotAmt"]
+_INTEGER = r"^-?[0-9]{1,18}$"  # fits in INT64 without overflow
+_DECIMAL = r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"  # the API drops the leading zero: "-.19"
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One stored raw page and what the manifest knows about it."""
+
+    uri: str
+    partition: dt.date
+    fetched_at: dt.datetime
+
+    @property
+    def key(self) -> str:
+        """dt=.../v=.../page-N.json.gz: unique in a dataset and the same in every URI form."""
+        return "/".join(self.uri.rstrip("/").split("/")[-3:])
+
+
+def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
+    """Parse raw pages (gzip JSON) into one row per item, all values as received (strings)."""
+    by_key = {page.key: (page.partition.isoformat(), page.fetched_at) for page in pages}
+
+    def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for path, content in zip(batch["path"], batch["content"]):
+                key = "/".join(path.split("/")[-3:])
+                partition, fetched_at = by_key[key]
+                items = parse_page(gzip.decompress(content), where=path).items
+                yield _items_frame(items, partition, fetched_at, posixpath.basename(path))
+
+    files = spark.read.format("binaryFile").load([page.uri for page in pages])
+    return files.select("path", "content").mapInPandas(parse, RAW_ROW_SCHEMA)
+
+
+def _items_frame(items: list[dict], partition: str, fetched_at: dt.datetime, source: str):
+    frame = pd.DataFrame.from_records(items, columns=WIRE_FIELDS) if items else None
+    if frame is None:
+        frame = pd.DataFrame({field: pd.Series(dtype=object) for field in WIRE_FIELDS})
+    for field in WIRE_FIELDS:
+        column = frame[field]
+        if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+            frame[field] = column.map(_as_text)  # numbers or objects where strings belong
+    frame = frame.astype(object).where(frame.notna(), None)
+    frame["_partition"] = partition
+    frame["_ingested_at"] = pd.Timestamp(fetched_at).tz_convert("UTC")
+    frame["_source"] = source
+    frame["_row"] = range(len(frame))
+    return frame
+
+
+def _as_text(value) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _reason(condition: Column, message: Column | str) -> Column:
+    return F.when(condition, message if isinstance(message, Column) else F.lit(message))
+
+
+def _quoted(column: Column) -> Column:
+    return F.concat(F.lit("'"), column, F.lit("'"))
+
+
+def validate(raw: DataFrame) -> DataFrame:
+    """Typed contract columns plus `reject_reason` ("" for a valid row)."""
+    typed = {
+        "trade_date": F.try_to_timestamp(F.col("basDt"), F.lit("yyyyMMdd")).cast("date"),
+        "ticker": F.regexp_replace(F.trim(F.col("srtnCd")), "^A", ""),
+        "isin": F.trim(F.col("isinCd")),
+        "name": F.col("itmsNm"),
+        "market": F.trim(F.col("mrktCtg")),
+        "change_pct": F.when(F.trim("fltRt").rlike(_DECIMAL), F.trim("fltRt").cast("double")),
+    }
+    for field in _INTEGER_FIELDS:
+        value = F.trim(F.col(field))
+        typed[FIELD_TO_COLUMN[field]] = F.when(value.rlike(_INTEGER), value.cast("bigint"))
+
+    df = raw.select("*", *[expr.alias(name) for name, expr in typed.items()])
+    c = F.col
+    reasons = [_reason(c(field).isNull(), f"missing {field}") for field in WIRE_FIELDS]
+    reasons += [
+        _reason(
+            c(field).isNotNull() & c(FIELD_TO_COLUMN[field]).isNull(),
+            F.concat(F.lit(f"{field} is not an integer: "), _quoted(c(field))),
+        )
+        for field in _INTEGER_FIELDS
+    ]
+    reasons += [
+        _reason(
+            c("basDt").isNotNull() & c("trade_date").isNull(),
+            F.concat(F.lit("basDt is not a YYYYMMDD date: "), _quoted(c("basDt"))),
+        ),
+        _reason(
+            c("trade_date") != F.to_date(c("_partition")),
+            F.concat(F.lit("basDt "), c("basDt"), F.lit(" is not the partition date "), c("_partition")),
+        ),
+        _reason(
+            c("srtnCd").isNotNull() & ~c("ticker").rlike("^[0-9A-Z]{6}$"),
+            F.concat(F.lit("srtnCd is not a 6-character code: "), _quoted(c("srtnCd"))),
+        ),
+        _reason(
+            c("isinCd").isNotNull() & ~c("isin").rlike("^[A-Z]{2}[0-9A-Z]{9}[0-9]$"),
+            F.concat(F.lit("isinCd is not a 12-character ISIN: "), _quoted(c("isinCd"))),
+        ),
+        _reason(c("itmsNm").isNotNull() & (F.trim(c("name")) == ""), "itmsNm is empty"),
+        _reason(
+            c("mrktCtg").isNotNull() & ~c("market").isin(*MARKETS),
+            F.concat(F.lit("mrktCtg is not one of KOSPI, KOSDAQ, KONEX: "), _quoted(c("mrktCtg"))),
+        ),
+        _reason(
+            c("fltRt").isNotNull() & c("change_pct").isNull(),
+            F.concat(F.lit("fltRt is not a number: "), _quoted(c("fltRt"))),
+        ),
+        _reason(
+            F.least(c("open"), c("high"), c("low"), c("close")) <= 0, "non-positive price"
+        ),
+        _reason(
+            (c("low") > F.least(c("open"), c("close")))
+            | (c("high") < F.greatest(c("open"), c("close"))),
+            "OHLC order violated: expected low <= open, close <= high",
+        ),
+        _reason(c("volume") < 0, "negative volume"),
+        _reason(c("traded_value") < 0, "negative traded value"),
+        _reason(c("listed_shares") <= 0, "non-positive listed shares"),
+    ]
+    return df.withColumn("reject_reason", F.concat_ws("; ", *reasons))
+
+
+def check(raw: DataFrame, num_partitions: int) -> DataFrame:
+    """Validated, deduplicated rows with `reject_reason` and the partition column `dt`.
+
+    Duplicates of (trade_date, ticker) keep the latest-ingested valid row; the others are rejected
+    as duplicates. Rows are hash-partitioned by day once, which serves both the deduplication
+    window and the per-day write (one file per day, no second shuffle).
+    """
+    checked = validate(raw.repartition(num_partitions, "_partition"))
+    latest_first = Window.partitionBy("_partition", "ticker").orderBy(
+        (F.col("reject_reason") != "").asc(),
+        F.col("_ingested_at").desc(),
+        F.col("_source").desc(),
+        F.col("_row").desc(),
+    )
+    duplicate = (F.col("reject_reason") == "") & (F.row_number().over(latest_first) > 1)
+    return checked.withColumn(
+        "reject_reason",
+        F.when(duplicate, F.lit("duplicate (trade_date, ticker): a later-ingested row was kept"))
+        .otherwise(F.col("reject_reason")),
+    ).withColumn(PARTITION_COLUMN, F.col("_partition"))
+
+
+def split(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(clean rows in the warehouse contract, rejected rows as received with their reasons)."""
+    clean_rows = checked.where(F.col("reject_reason") == "").select(
+        *[F.col(column) for column in FIELD_TO_COLUMN.values()],
+        F.col("_ingested_at").alias("ingested_at"),
+        PARTITION_COLUMN,
+    )
+    rejected_rows = checked.where(F.col("reject_reason") != "").select(
+        *WIRE_FIELDS,
+        "reject_reason",
+        F.col("_ingested_at").alias("ingested_at"),
+        F.col("_source").alias("source_page"),
+        F.col("_row").alias("source_row"),
+        PARTITION_COLUMN,
+    )
+    return clean_rows, rejected_rows
+
+
+def write_partitioned(df: DataFrame, uri: str, sort_by: list[str]) -> None:
+    """Parquet (zstd) under uri/dt=YYYY-MM-DD/, one file per day, rows sorted within the day."""
+    (
+        df.sortWithinPartitions(PARTITION_COLUMN, *sort_by)
+        .write.mode("overwrite")
+        .option("compression", "zstd")
+        .partitionBy(PARTITION_COLUMN)
+        .parquet(uri)
+    )
+
+
+def run_cleaning(spark: SparkSession, pages: list[RawPage], staging_uri: str) -> None:
+    """Read the pages, clean them and write clean/ and rejected/ Parquet under `staging_uri`."""
+    # BigQuery and DuckDB read INT64 microsecond timestamps; Spark's default INT96 is legacy.
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    days = {page.partition for page in pages}
+    partitions = max(1, min(len(days), spark.sparkContext.defaultParallelism * 4))
+    # Both outputs come from the same checked rows: parse and shuffle the pages once.
+    checked = check(read_raw_pages(spark, pages), partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        clean_rows, rejected_rows = split(checked)
+        write_partitioned(clean_rows, f"{staging_uri}/clean", ["ticker"])
+        write_partitioned(rejected_rows, f"{staging_uri}/rejected", ["source_page", "source_row"])
+    finally:
+        checked.unpersist()

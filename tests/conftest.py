@@ -1,0 +1,21 @@
+"""Shared fixtures: one Spark session for the whole test run (its JVM takes seconds to start)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from pyspark.sql import SparkSession
+
+    from stock_platform.resources import local_spark_config
+    from stock_platform.settings import load_settings
+
+    settings = load_settings({"STOCK_PLATFORM_DATA_DIR": str(tmp_path_factory.mktemp("spark"))})
+    builder = SparkSession.builder
+    for key, value in local_spark_config(settings).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    yield session
+    session.stop()
