@@ -22,15 +22,19 @@ class DuckDBWarehouse:
         self.lock_timeout_s = lock_timeout_s
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection; waits (with backoff) while another process holds the file lock,
-        since DuckDB allows one writing process at a time."""
+        since DuckDB allows one writing process at a time.
+
+        Always the default (read-write) configuration: within one process DuckDB shares the
+        database between connections only if their configurations match, and the dbt adapter
+        may hold one (dagster-dbt fetches row counts in-process)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.2
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -75,7 +79,7 @@ class DuckDBWarehouse:
 
     def partition_stats(self, first: dt.date, last: dt.date) -> dict[str, int]:
         """Row count and rows breaking `market_cap = close * listed_shares`, for checks."""
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             rows, bad_cap = con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE market_cap <> close * listed_shares) "
                 f"FROM {self.table} WHERE trade_date BETWEEN ? AND ?",

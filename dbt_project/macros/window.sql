@@ -1,0 +1,65 @@
+{#-
+  The run window.  A Dagster partition run passes
+      --vars '{"min_date": "YYYY-MM-DD", "max_date": "YYYY-MM-DD"}'   (both inclusive)
+  and every mart then
+    * reads the source only from min_date minus the lookback it needs up to max_date
+      (stock_window_filter with lookback_days), and
+    * writes only rows with trade_date in [min_date, max_date] (stock_window_filter without),
+  whether or not the target table exists yet.  Without the vars (e.g. `dbt build --full-refresh`)
+  both filters are `true` and everything is built.
+
+  Date arithmetic goes through dbt's cross-database macros, so the same model SQL compiles on
+  DuckDB and BigQuery; the bounds are constant expressions, so BigQuery prunes partitions.
+-#}
+
+{#- Days in the 52-week range [trade_date - 364 days, trade_date]; also the source lookback of
+    the metrics models: a listing that traded in the past year has its previous session, its
+    last 20 returns and (at ~245 sessions a year) its last 60 sessions inside this range. -#}
+{% macro stock_52w_days() %}{{ return(364) }}{% endmacro %}
+
+
+{#- The window vars, validated: {'min_date': 'YYYY-MM-DD' or none, 'max_date': ... or none}. -#}
+{% macro stock_window() %}
+  {%- set bounds = {} -%}
+  {%- for name in ['min_date', 'max_date'] -%}
+    {%- set value = var(name, none) -%}
+    {%- if value is not none and (value | string | trim) != '' -%}
+      {%- set value = value | string | trim -%}
+      {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', value) -%}
+        {{ exceptions.raise_compiler_error("var '" ~ name ~ "' must be a date 'YYYY-MM-DD', got '" ~ value ~ "'") }}
+      {%- endif -%}
+      {%- do modules.datetime.datetime.strptime(value, '%Y-%m-%d') -%}  {#- a real calendar date -#}
+      {%- do bounds.update({name: value}) -%}
+    {%- else -%}
+      {%- do bounds.update({name: none}) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- if bounds.min_date and bounds.max_date and bounds.min_date > bounds.max_date -%}
+    {{ exceptions.raise_compiler_error("min_date " ~ bounds.min_date ~ " is after max_date " ~ bounds.max_date) }}
+  {%- endif -%}
+  {#- A full refresh rebuilds the tables from scratch; with a window they would keep only the
+      window's rows. -#}
+  {%- if flags.FULL_REFRESH and (bounds.min_date or bounds.max_date) -%}
+    {{ exceptions.raise_compiler_error("--full-refresh rebuilds every date: run it without the min_date/max_date vars") }}
+  {%- endif -%}
+  {{ return(bounds) }}
+{% endmacro %}
+
+
+{#- A boolean SQL expression: `column` lies in [min_date - lookback_days, max_date];
+    `true` when no window is given. -#}
+{% macro stock_window_filter(column='trade_date', lookback_days=0) %}
+  {%- set window = stock_window() -%}
+  {%- set conditions = [] -%}
+  {%- if window.min_date -%}
+    {%- set lower = "cast('" ~ window.min_date ~ "' as date)" -%}
+    {%- if lookback_days | int > 0 -%}
+      {%- set lower = "cast(" ~ (dbt.dateadd("day", -(lookback_days | int), lower) | trim) ~ " as date)" -%}
+    {%- endif -%}
+    {%- do conditions.append(column ~ " >= " ~ lower) -%}
+  {%- endif -%}
+  {%- if window.max_date -%}
+    {%- do conditions.append(column ~ " <= cast('" ~ window.max_date ~ "' as date)") -%}
+  {%- endif -%}
+  {{- return(conditions | join(' and ') if conditions else 'true') -}}
+{% endmacro %}

@@ -1,0 +1,175 @@
+"""The whole graph materialized through Dagster for short ranges in a temporary data dir."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from stock_platform.definitions import build_definitions
+from stock_platform.lake import CLEAN, RAW, REJECTED, Lake
+from stock_platform.resources import DBT_PROJECT_DIR, dbt_executable
+from stock_platform.settings import load_settings
+
+# Two consecutive runs; 2024-04-10 (22nd National Assembly election) is a KRX holiday.
+FIRST_RUN = ("2024-04-01", "2024-04-12")
+SECOND_RUN = ("2024-04-15", "2024-04-19")
+HOLIDAY = dt.date(2024, 4, 10)
+MARTS = ["fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily"]
+TABLES = ["stock_raw.daily_prices"] + [f"stock_analytics.{mart}" for mart in MARTS]
+KEYS = {
+    "stock_raw.daily_prices": ["trade_date", "ticker"],
+    "stock_analytics.fct_daily_stock_metrics": ["trade_date", "ticker"],
+    "stock_analytics.market_daily_summary": ["trade_date", "market"],
+    "stock_analytics.top_movers_daily": ["trade_date", "market", "direction", "rank"],
+}
+
+
+def materialize_range(defs: dg.Definitions, instance, first: str, last: str):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+        raise_on_error=False,
+    )
+
+
+def table(path, name: str) -> pd.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        frame = con.execute(f"SELECT * FROM {name}").df()
+    return frame.sort_values(KEYS[name]).reset_index(drop=True)
+
+
+def checksums(path) -> dict[str, int]:
+    return {name: int(pd.util.hash_pandas_object(table(path, name)).sum()) for name in TABLES}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, spark):
+    data_dir = tmp_path_factory.mktemp("platform")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STOCK_PLATFORM_DATA_DIR", str(data_dir))
+        settings = load_settings()
+        defs = build_definitions(settings)
+        with dg.instance_for_test() as instance:
+            results = [materialize_range(defs, instance, *run) for run in (FIRST_RUN, SECOND_RUN)]
+            yield {"settings": settings, "defs": defs, "instance": instance, "results": results}
+
+
+def test_runs_succeed(platform):
+    for result in platform["results"]:
+        failures = [
+            event.event_specific_data.error.to_string()
+            for event in result.all_events
+            if event.event_type_value == "STEP_FAILURE"
+        ]
+        assert result.success, failures
+
+
+def test_every_asset_is_materialized_for_every_partition(platform):
+    instance = platform["instance"]
+    graph = platform["defs"].resolve_asset_graph()
+    keys = [key for key in graph.materializable_asset_keys]
+    assert len(keys) == 7
+    expected = {day.strftime("%Y-%m-%d") for day in pd.bdate_range("2024-04-01", "2024-04-19")}
+    for key in keys:
+        events = instance.fetch_materializations(key, limit=100).records
+        assert {event.partition_key for event in events} == expected, key
+
+
+def test_holiday_is_market_closed(platform):
+    settings = platform["settings"]
+    lake = Lake(settings.lake_root)
+    for dataset in (RAW, CLEAN, REJECTED):
+        manifest = lake.manifest(dataset, HOLIDAY)
+        assert (manifest.status, manifest.rows, manifest.files) == ("market_closed", 0, [])
+    raw_event = platform["instance"].fetch_materializations(
+        dg.AssetKey("raw_stock_prices"), limit=100
+    ).records
+    closed = [r for r in raw_event if r.partition_key == HOLIDAY.isoformat()][0]
+    metadata = closed.asset_materialization.metadata
+    assert HOLIDAY.isoformat() in metadata["market_closed_days"].value
+    prices = table(settings.warehouse_path, "stock_raw.daily_prices")
+    assert HOLIDAY not in set(prices["trade_date"].dt.date)
+
+
+def test_lake_layout_and_warehouse_parity(platform):
+    settings = platform["settings"]
+    lake = Lake(settings.lake_root)
+    prices = table(settings.warehouse_path, "stock_raw.daily_prices")
+    per_day = prices.groupby(prices["trade_date"].dt.date).size()
+    sessions = [d.date() for d in pd.bdate_range("2024-04-01", "2024-04-19") if d.date() != HOLIDAY]
+    assert sorted(per_day.index) == sessions
+    for day in sessions:
+        raw = lake.manifest(RAW, day)
+        assert raw.rows == raw.details["total_count"] == per_day[day]
+        assert all(path.endswith(".json.gz") for path in lake.files(RAW, day))
+        clean = lake.manifest(CLEAN, day)
+        assert clean.rows == per_day[day] and clean.files[0].endswith(".zstd.parquet")
+        assert lake.manifest(REJECTED, day).rows == 0
+    assert 2500 <= per_day.min() and per_day.max() <= 2900
+
+
+def test_checks_pass_and_are_recorded(platform):
+    for result in platform["results"]:
+        evaluations = [
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
+        names = {e.check_name for e in evaluations}
+        assert {"market_cap_equals_close_times_shares", "row_count_matches_clean",
+                "no_rejected_rows"} <= names
+        assert any(name.startswith("unique_combination_of_columns_fct") for name in names)
+        assert [e.check_name for e in evaluations if not e.passed] == []
+
+
+def test_materializations_carry_metadata(platform):
+    instance = platform["instance"]
+
+    def latest(key):
+        return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
+
+    assert latest(["raw_stock_prices"])["rows"].value > 0
+    clean = latest(["clean_stock_prices"])
+    assert clean["rejected_rows"].value == 0
+    assert clean["lake_path"].value.endswith("clean/stock_prices")
+    assert [c.name for c in clean["dagster/column_schema"].schema.columns][:3] == [
+        "trade_date", "ticker", "isin"]
+    warehouse = latest(["stock_raw", "daily_prices"])
+    assert warehouse["dagster/table_name"].value == "stock_raw.daily_prices"
+    fct = latest(["stock_analytics", "fct_daily_stock_metrics"])
+    assert fct["dagster/row_count"].value > 0
+    assert "dagster/column_lineage" in fct or "dagster/column_schema" in fct
+
+
+def test_rerunning_a_range_gives_identical_tables(platform):
+    path = platform["settings"].warehouse_path
+    before = checksums(path)
+    result = materialize_range(platform["defs"], platform["instance"], "2024-04-08", "2024-04-16")
+    assert result.success
+    assert checksums(path) == before
+
+
+def test_incremental_marts_equal_a_full_refresh(platform, tmp_path):
+    settings = platform["settings"]
+    shutil.copy(settings.warehouse_path, tmp_path / "warehouse.duckdb")
+    subprocess.run(
+        [dbt_executable(), "build", "--full-refresh", "--quiet",
+         "--project-dir", DBT_PROJECT_DIR, "--profiles-dir", DBT_PROJECT_DIR],
+        env={**os.environ, "STOCK_PLATFORM_DATA_DIR": str(tmp_path)},
+        check=True,
+        cwd=DBT_PROJECT_DIR,
+    )
+    for mart in MARTS:
+        name = f"stock_analytics.{mart}"
+        incremental = table(settings.warehouse_path, name)
+        full = table(tmp_path / "warehouse.duckdb", name)
+        pd.testing.assert_frame_equal(incremental, full, check_exact=False, rtol=1e-9)
