@@ -145,9 +145,15 @@ def test_materializations_carry_metadata(platform):
         "trade_date", "ticker", "isin"]
     warehouse = latest(["stock_raw", "daily_prices"])
     assert warehouse["dagster/table_name"].value == "stock_raw.daily_prices"
-    fct = latest(["stock_analytics", "fct_daily_stock_metrics"])
-    assert fct["dagster/row_count"].value > 0
-    assert "dagster/column_lineage" in fct or "dagster/column_schema" in fct
+    for mart in ["fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily"]:
+        metadata = latest(["stock_analytics", mart])
+        assert metadata["dagster/row_count"].value > 0, mart
+        assert "dagster/column_schema" in metadata, mart
+        assert "dagster/column_lineage" in metadata, mart
+    lineage = latest(["stock_analytics", "fct_daily_stock_metrics"])["dagster/column_lineage"]
+    deps = lineage.value.deps_by_column["ma_20"]
+    assert [(d.asset_key.to_user_string(), d.column_name) for d in deps] == [
+        ("stock_analytics/stg_daily_prices", "close")]
 
 
 def test_rerunning_a_range_gives_identical_tables(platform):

@@ -7,7 +7,7 @@ with prices as (
     select
         trade_date, ticker, name, market, high, low, close, volume, market_cap, daily_return,
         {{ stock_day_number('trade_date') }} as day_number
-    from {{ ref('int_prices_with_previous') }}
+    from ({{ stock_prices_with_previous() }}) as prices_with_previous
 
 ),
 

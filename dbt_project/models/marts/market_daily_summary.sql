@@ -4,7 +4,7 @@
 with prices as (
 
     select trade_date, market, change, volume, traded_value, market_cap, prev_market_cap, daily_return
-    from {{ ref('int_prices_with_previous') }}
+    from ({{ stock_prices_with_previous() }}) as prices_with_previous
     where {{ stock_window_filter('trade_date') }}
 
 )
