@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from stock_platform.assets.common import PARTITIONED, day_table, run_days
 from stock_platform.assets.ingestion import raw_stock_prices
 from stock_platform.lake import CLEAN, RAW, REJECTED, Lake, Manifest, new_version, parquet_rows
-from stock_platform.resources import LakeResource, LocalSparkResource
-from stock_platform.spark.cleaning import RawPage, run_cleaning
+from stock_platform.resources import LakeResource, SparkResource
+from stock_platform.spark.cleaning import RawPage
 from stock_platform.warehouse.schema import DAILY_PRICES_COLUMNS
 
 CLEAN_SCHEMA = dg.TableSchema(
@@ -57,14 +57,14 @@ def raw_pages(lake: Lake, days) -> list[RawPage]:
     **PARTITIONED,
 )
 def clean_stock_prices(
-    context: dg.AssetExecutionContext, pyspark: LocalSparkResource, lake: LakeResource
+    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     store = lake.get()
     days = run_days(context)
     pages = raw_pages(store, days)
     staging = f"_staging/{context.run_id}-{uuid.uuid4().hex[:8]}"
     if pages:
-        run_cleaning(pyspark.spark_session, pages, store.uri(staging))
+        spark.clean(context, pages, store.uri(staging))
 
     stats, reasons = {}, collections.Counter()
     for day in days:

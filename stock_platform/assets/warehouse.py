@@ -37,10 +37,10 @@ def daily_prices(
         raise dg.Failure(
             f"clean_stock_prices is not materialized for {', '.join(missing)}; materialize it first"
         )
-    files = [uri for day in days for uri in store.files(CLEAN, day)]
+    files_by_day = {day: store.files(CLEAN, day) for day in days}
     expected = sum(manifest.rows for manifest in manifests.values())
 
-    inserted = warehouse.replace_partitions(days[0], days[-1], files)
+    inserted = warehouse.replace_partitions(files_by_day)
     stats = warehouse.partition_stats(days[0], days[-1])
     context.log.info(f"Replaced {days[0]}..{days[-1]} in {warehouse.table_name}: {inserted} rows")
     return dg.MaterializeResult(

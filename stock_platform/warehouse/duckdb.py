@@ -46,14 +46,14 @@ class DuckDBWarehouse:
         finally:
             con.close()
 
-    def replace_partitions(
-        self, first: dt.date, last: dt.date, files: list[str]
-    ) -> int:
-        """Atomically make the rows of [first, last] exactly the rows of `files` (clean Parquet).
+    def replace_partitions(self, files_by_day: dict[dt.date, list[str]]) -> int:
+        """Atomically make each day's rows exactly the rows of its clean Parquet files.
 
         Delete and insert run in one transaction: readers see the old or the new range, never a
         mix, and re-running the same range gives the same table.
         """
+        first, last = min(files_by_day), max(files_by_day)
+        files = [uri for day in sorted(files_by_day) for uri in files_by_day[day]]
         columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
         with self.connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.raw_dataset}")
