@@ -13,6 +13,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
+# The browser tests drive Debian's chromium (Playwright's own browser download needs the network).
+CHROMIUM := /usr/bin/chromium
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
@@ -22,6 +24,7 @@ help:
 	@echo "make test                                   the test suite"
 	@echo "make dev                                    Dagster webserver + daemon on 127.0.0.1:3000"
 	@echo "make dbt [DBT_ARGS=...]                     dbt build against the local warehouse"
+	@echo "make bench-api                              data.go.kr client vs. its rate bound (fake API)"
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -34,10 +37,18 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 $(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
 	$(VENV)/bin/dbt parse $(DBT_FLAGS) --quiet
 
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "note: tests/test_ui.py needs $(CHROMIUM): run 'sudo apt-get install -y chromium'" \
+			"(Debian/Ubuntu) or run make test as root; without it the browser tests fail." >&2; \
+	fi
+
 run: $(MANIFEST)
 	$(PY) -m stock_platform.cli run $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
-test: $(MANIFEST)
+test: $(MANIFEST) | $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 dev: $(MANIFEST)
@@ -45,6 +56,10 @@ dev: $(MANIFEST)
 
 dbt: $(MANIFEST)
 	STOCK_PLATFORM_DATA_DIR=$${STOCK_PLATFORM_DATA_DIR:-$(CURDIR)/.data} $(VENV)/bin/dbt build $(DBT_FLAGS) $(DBT_ARGS)
+
+.PHONY: bench-api
+bench-api: $(MANIFEST)
+	$(PY) bench/api_ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .data dbt_project/target dbt_project/logs

@@ -102,8 +102,7 @@ class Lake:
     # bytes -------------------------------------------------------------------------------------
     def write_bytes(self, relative: str, data: bytes) -> None:
         path = self.uri(relative)
-        if self.is_local:
-            os.makedirs(posixpath.dirname(path), exist_ok=True)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)  # no-op on GCS
         self.fs.pipe_file(path, data)
 
     def read_bytes(self, relative: str) -> bytes:
@@ -143,16 +142,13 @@ class Lake:
 
         Returns their names relative to the partition folder, for the manifest.
         """
-        target = self.version_dir(dataset, day, version)
+        # A rename on local disk; a server-side copy + delete on GCS (the files are not visible
+        # to readers until publish, so the move need not be atomic).
+        self.fs.makedirs(self.uri(self.version_dir(dataset, day, version)), exist_ok=True)
         names = []
         for index, source in enumerate(sorted(source_uris)):
             name = f"v={version}/part-{index:05d}{_suffix(source)}"
-            destination = self.uri(f"{self.partition_dir(dataset, day)}/{name}")
-            if self.is_local:
-                os.makedirs(self.uri(target), exist_ok=True)
-                os.replace(_local_path(source), destination)
-            else:
-                self.fs.mv(source, destination)
+            self.fs.mv(source, self.uri(f"{self.partition_dir(dataset, day)}/{name}"))
             names.append(name)
         return names
 
@@ -168,6 +164,8 @@ class Lake:
         # Keep the new and the previous version (a reader may still be on it); delete versions
         # older than both. Newer unpublished versions may belong to a writer still running.
         oldest_kept = min(keep)
+        # Other processes add versions: list the store, not this instance's listing cache.
+        self.fs.invalidate_cache(self.uri(base))
         try:
             entries = self.fs.ls(self.uri(base), detail=False)
         except FileNotFoundError:
@@ -189,10 +187,6 @@ def _suffix(path: str) -> str:
         if name.endswith(suffix):
             return suffix
     return ""
-
-
-def _local_path(uri: str) -> str:
-    return uri.removeprefix("file://") if uri.startswith("file://") else uri.removeprefix("file:")
 
 
 def parquet_rows(lake: Lake, uris: list[str]) -> int:

@@ -19,12 +19,15 @@ import fsspec
 from dagster_dbt import DbtCliResource
 from dagster_gcp import BigQueryResource
 from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
+from dagster_k8s import k8s_job_executor
 from dagster_pipes.version import __version__ as dagster_pipes_version
 from dagster_pyspark import PySparkResource
+from dagster_pyspark.resources import spark_session_from_config
 from google.cloud import dataproc_v1, storage
 
 from stock_platform.lake import Lake
-from stock_platform.settings import Settings, SettingsError, require_value
+from stock_platform.k8s import kubernetes_spark_config
+from stock_platform.settings import Settings, SettingsError, load_settings, require_value
 from stock_platform.sources import FetchedPage
 from stock_platform.spark.cleaning import RawPage, run_cleaning
 from stock_platform.spark.dataproc_job import pages_to_json
@@ -160,6 +163,15 @@ class JavaCheckedPySparkResource(PySparkResource):
         super().setup_for_execution(context)
 
 
+class KubernetesPySparkResource(JavaCheckedPySparkResource):
+    """Spark on Kubernetes: the driver in the step pod, executors as pods. The config is built
+    when the step starts, from the pod's environment (its IP and name come from its op tags)."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        require_java()
+        self._spark_session = spark_session_from_config(kubernetes_spark_config(load_settings()))
+
+
 class InProcessSparkResource(SparkResource):
     """Spark in the run's own process through dagster-pyspark (local[*] by default)."""
 
@@ -287,7 +299,7 @@ class DataprocSparkResource(SparkResource):
         with fsspec.open(pages_uri, "w") as handle:
             handle.write(pages_to_json(pages))
         clusters = dataproc_v1.ClusterControllerClient(client_options=self._client_options())
-        name = f"stock-clean-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+        name = f"stock-clean-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
         location = {"project_id": self.project, "region": self.region}
         context.log.info(f"Creating Dataproc cluster {name} in {self.region}")
         clusters.create_cluster(**location, cluster=self.cluster_spec(name)).result()
@@ -348,7 +360,10 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
 
 def build_executor(settings: Settings) -> dg.ExecutorDefinition:
     """Locally every step of a run shares one process: Python, Dagster and Spark's JVM start once
-    per run instead of once per step."""
+    per run instead of once per step. In gcp (GKE) every step gets its own pod, sized by its op
+    tags (stock_platform/k8s.py)."""
+    if settings.env == "gcp":
+        return k8s_job_executor
     return dg.in_process_executor
 
 
@@ -386,6 +401,8 @@ def gcp_resources(settings: Settings) -> dict[str, Any]:
             lake_uri=lake_uri,
             service_account=env.get("DATAPROC_SERVICE_ACCOUNT", ""),
         )
+    elif settings.spark_runner == "kubernetes":
+        spark = InProcessSparkResource(pyspark=KubernetesPySparkResource(spark_config={}))
     else:
         spark = InProcessSparkResource(
             pyspark=JavaCheckedPySparkResource(spark_config=local_spark_config(settings))

@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ENVIRONMENTS = ("local", "gcp")
 SOURCES = ("synthetic", "data_go_kr")
+# Where the Spark cleaning runs in gcp: in the step's process, on Dataproc, or with executors as pods.
+SPARK_RUNNERS = ("local", "dataproc", "kubernetes")
 DATA_GO_KR_V2_URL = (
     "https://apis.data.go.kr/1160100/GetStockSecuritiesInfoService_V2/getStockPriceInfo_V2"
 )
@@ -38,6 +40,7 @@ class Settings:
     raw_dataset: str
     analytics_dataset: str
     synthetic_seed: int
+    spark_runner: str
     environ: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -54,10 +57,16 @@ class Settings:
 
     def require(self, name: str, why: str) -> str:
         """The value of a variable a run needs; a clear error if it is not set."""
-        value = self.environ.get(name, "").strip()
-        if not value:
-            raise SettingsError(f"{name} is not set; it is required {why}")
-        return value
+        return require_value(name, self.environ.get(name, ""), why)
+
+
+def require_value(name: str, value: str | None, why: str) -> str:
+    """`value` of variable `name`, or a SettingsError naming it. Resources call this when a run
+    starts, so a missing variable fails that run, not the loading of the code location."""
+    value = (value or "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set; it is required {why}")
+    return value
 
 
 def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -103,5 +112,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw_dataset=environ.get("BQ_RAW_DATASET", "").strip() or "stock_raw",
         analytics_dataset=environ.get("BQ_ANALYTICS_DATASET", "").strip() or "stock_analytics",
         synthetic_seed=_number(environ, "STOCK_SYNTHETIC_SEED", "7", int, 0),
+        spark_runner=_choice(environ, "SPARK_RUNNER", SPARK_RUNNERS, "local"),
         environ=environ,
     )

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from stock_platform.assets.common import PARTITIONED, day_table, run_days
 from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.k8s import k8s_op_tags
 from stock_platform.lake import CLEAN, RAW, REJECTED, Lake, Manifest, new_version, parquet_rows
 from stock_platform.resources import LakeResource, SparkResource
 from stock_platform.spark.cleaning import RawPage
@@ -48,6 +49,7 @@ def raw_pages(lake: Lake, days) -> list[RawPage]:
     deps=[raw_stock_prices],
     group_name="cleaning",
     kinds={"spark", "parquet"},
+    op_tags=k8s_op_tags("clean_stock_prices"),
     description="Typed, deduplicated, validated prices (Parquet, zstd) in lake clean/; "
     "rows failing validation go to rejected/ with a reason.",
     check_specs=[

@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from stock_platform.assets.common import PARTITIONED
+from stock_platform.k8s import k8s_op_tags
 
 dbt_project = DbtProject(project_dir=Path(__file__).resolve().parents[2] / "dbt_project")
 dbt_project.prepare_if_dev()
@@ -46,8 +47,66 @@ def dbt_vars(window: dg.TimeWindow) -> dict[str, str]:
     dagster_dbt_translator=StockDbtTranslator(),
     name="stock_analytics_dbt",
     pool="warehouse",
+    op_tags=k8s_op_tags("stock_analytics_dbt"),
     **PARTITIONED,
 )
 def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    args = ["build", "--vars", json.dumps(dbt_vars(context.partition_time_window))]
-    yield from dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
+    window = dbt_vars(context.partition_time_window)
+    args = ["build", "--vars", json.dumps(window)]
+    events = dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
+    # The summary's output (and its checks, in order) waits until dbt has released the warehouse:
+    # the preview reads it, and a DuckDB file has a single writer.
+    held = []
+    for event in events:
+        if _is_summary_event(context, event):
+            held.append(event)
+        else:
+            yield event
+    for event in held:
+        if isinstance(event, dg.Output):
+            preview = market_summary_preview(dbt, window["max_date"])
+            event = event.with_metadata({**event.metadata, "preview": preview})
+        yield event
+
+
+MARKET_SUMMARY = dg.AssetKey(["stock_analytics", "market_daily_summary"])
+# The latest day with rows up to the window's last day (which may be a holiday). `dbt show` runs
+# it on whichever warehouse the target uses.
+PREVIEW_SQL = """
+select * from {{{{ ref('market_daily_summary') }}}}
+where trade_date = (select max(trade_date) from {{{{ ref('market_daily_summary') }}}}
+                    where trade_date <= '{last_day}')
+order by market
+"""
+PREVIEW_COLUMNS = ["market", "listings", "advancers", "decliners", "unchanged", "total_volume",
+                   "total_traded_value", "total_market_cap"]
+
+
+def _is_summary_event(context: dg.AssetExecutionContext, event) -> bool:
+    if isinstance(event, dg.Output):
+        return context.asset_key_for_output(event.output_name) == MARKET_SUMMARY
+    return isinstance(event, dg.AssetCheckResult) and event.asset_key == MARKET_SUMMARY
+
+
+def market_summary_preview(dbt: DbtCliResource, last_day: str) -> dg.MetadataValue:
+    """The latest day's market_daily_summary as a Markdown table."""
+    sql = PREVIEW_SQL.format(last_day=last_day)
+    invocation = dbt.cli(["show", "--inline", sql, "--output", "json", "--limit", "10"])
+    rows = []
+    for event in invocation.stream_raw_events():
+        if "preview" in event.raw_event["data"]:
+            rows = json.loads(event.raw_event["data"]["preview"])
+    if not rows:
+        return dg.MetadataValue.md(f"No market summary on or before {last_day}.")
+    lines = [
+        f"**Market summary {rows[0]['trade_date']}**",
+        "",
+        "| " + " | ".join(PREVIEW_COLUMNS) + " | cap-weighted return |",
+        "|---" * (len(PREVIEW_COLUMNS) + 1) + "|",
+    ]
+    for row in rows:
+        cells = [row["market"]] + [f"{row[c]:,}" for c in PREVIEW_COLUMNS[1:]]
+        ret = row["cap_weighted_return"]
+        cells.append("-" if ret is None else f"{ret:+.2%}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -5,6 +5,7 @@ import dagster as dg
 
 from stock_platform.assets.cleaning import CLEAN_SCHEMA, clean_stock_prices
 from stock_platform.assets.common import PARTITIONED, run_days
+from stock_platform.k8s import k8s_op_tags
 from stock_platform.lake import CLEAN
 from stock_platform.resources import LakeResource, WarehouseResource
 
@@ -17,6 +18,7 @@ KEY = dg.AssetKey(["stock_raw", "daily_prices"])
     group_name="warehouse",
     kinds={"duckdb", "bigquery"},  # DuckDB locally, BigQuery in gcp
     pool="warehouse",
+    op_tags=k8s_op_tags("daily_prices"),
     description="One row per (trade_date, ticker); partitions replaced atomically.",
     check_specs=[
         dg.AssetCheckSpec("market_cap_equals_close_times_shares", asset=KEY,

@@ -38,6 +38,12 @@ _INTEGER = r"^-?[0-9]{1,18}$"  # fits in INT64 without overflow
 _DECIMAL = r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"  # the API drops the leading zero: "-.19"
 
 
+def page_key(uri: str) -> str:
+    """dt=.../v=.../page-N.json.gz: unique within a dataset and the same in every URI form
+    (a local path, file:/..., gs://...)."""
+    return "/".join(uri.rstrip("/").split("/")[-3:])
+
+
 @dataclass(frozen=True)
 class RawPage:
     """One stored raw page and what the manifest knows about it."""
@@ -46,21 +52,16 @@ class RawPage:
     partition: dt.date
     fetched_at: dt.datetime
 
-    @property
-    def key(self) -> str:
-        """dt=.../v=.../page-N.json.gz: unique in a dataset and the same in every URI form."""
-        return "/".join(self.uri.rstrip("/").split("/")[-3:])
 
 
 def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
     """Parse raw pages (gzip JSON) into one row per item, all values as received (strings)."""
-    by_key = {page.key: (page.partition.isoformat(), page.fetched_at) for page in pages}
+    by_key = {page_key(page.uri): (page.partition.isoformat(), page.fetched_at) for page in pages}
 
     def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             for path, content in zip(batch["path"], batch["content"]):
-                key = "/".join(path.split("/")[-3:])
-                partition, fetched_at = by_key[key]
+                partition, fetched_at = by_key[page_key(path)]
                 items = parse_page(gzip.decompress(content), where=path).items
                 yield _items_frame(items, partition, fetched_at, posixpath.basename(path))
 

@@ -1,0 +1,146 @@
+"""The same Lake code on local disk and in GCS (gcp-storage-emulator on 127.0.0.1, through gcsfs):
+round trips, atomic partition replacement on a store without rename, garbage collection, and the
+raw ingestion asset materialized into GCS with STOCK_PLATFORM_ENV=gcp."""
+
+import datetime as dt
+import gzip
+import json
+
+import dagster as dg
+import pytest
+from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
+
+from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.lake import CLEAN, RAW, Lake, Manifest, new_version
+from stock_platform.resources import GcsLakeResource, build_resources
+from stock_platform.settings import load_settings
+
+DAY = dt.date(2024, 3, 4)
+PAGES = 3
+
+
+@pytest.fixture(params=["local", "gcs"])
+def lake(request, tmp_path):
+    if request.param == "local":
+        return Lake(str(tmp_path / "lake"))
+    return Lake(request.getfixturevalue("gcs_emulator")())
+
+
+def write_version(lake: Lake, tag: str) -> Manifest:
+    """Writes a version of PAGES pages without publishing it (what a killed writer leaves)."""
+    version = new_version()
+    names = [f"v={version}/page-{page:05d}.json.gz" for page in range(PAGES)]
+    for page, name in enumerate(names):
+        lake.write_bytes(f"{lake.partition_dir(RAW, DAY)}/{name}", f"{tag}/{page}".encode())
+    return Manifest(RAW, DAY, version, names, rows=PAGES)
+
+
+def read_partition(lake: Lake) -> list[str]:
+    return [lake.fs.cat_file(uri).decode() for uri in lake.files(RAW, DAY)]
+
+
+def versions_stored(lake: Lake) -> list[str]:
+    lake.fs.invalidate_cache()
+    entries = lake.fs.ls(lake.uri(lake.partition_dir(RAW, DAY)), detail=False)
+    return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries if "/v=" in e)
+
+
+def test_the_gcs_lake_is_backed_by_gcsfs(lake):
+    assert lake.is_local != lake.root.startswith("gs://")
+    assert type(lake.fs).__name__ == ("LocalFileSystem" if lake.is_local else "GCSFileSystem")
+
+
+def test_pages_are_written_published_and_read_back(lake):
+    assert lake.manifest(RAW, DAY) is None and lake.files(RAW, DAY) == []
+    lake.publish(write_version(lake, "one"))
+    assert read_partition(lake) == ["one/0", "one/1", "one/2"]
+    assert all(uri.startswith(lake.root) for uri in lake.files(RAW, DAY))
+
+
+def test_a_killed_write_leaves_the_old_version_and_is_collected_later(lake):
+    old = write_version(lake, "old")
+    lake.publish(old)
+    killed = write_version(lake, "killed")  # files written, manifest never replaced
+    assert read_partition(lake) == ["old/0", "old/1", "old/2"]
+    assert lake.manifest(RAW, DAY).version == old.version
+    for tag in ("new", "newer"):
+        lake.publish(write_version(lake, tag))
+    assert read_partition(lake) == ["newer/0", "newer/1", "newer/2"]
+    assert f"v={killed.version}" not in versions_stored(lake)
+
+
+def test_old_versions_are_collected_keeping_the_previous_one(lake):
+    published = []
+    for tag in ("v1", "v2", "v3", "v4"):
+        published.append(write_version(lake, tag))
+        lake.publish(published[-1])
+    assert versions_stored(lake) == [f"v={m.version}" for m in published[-2:]]
+
+
+def test_a_reader_never_sees_a_half_written_partition(lake):
+    lake.publish(write_version(lake, "old"))
+    old_pages = ["old/0", "old/1", "old/2"]
+    version, names = new_version(), []
+    for page in range(PAGES):
+        names.append(f"v={version}/page-{page:05d}.json.gz")
+        lake.write_bytes(f"{lake.partition_dir(RAW, DAY)}/{names[-1]}", f"new/{page}".encode())
+        assert read_partition(lake) == old_pages  # mid-write, readers still get the old version
+    old_files = lake.files(RAW, DAY)  # a reader that read the manifest just before publishing
+    lake.publish(Manifest(RAW, DAY, version, names, rows=PAGES))
+    assert read_partition(lake) == ["new/0", "new/1", "new/2"]
+    assert [lake.fs.cat_file(uri).decode() for uri in old_files] == old_pages
+
+
+def test_adopt_moves_staged_files_into_a_version(lake):
+    staged = [lake.uri(f"_staging/run/dt={DAY}/part-{n}-abc.c000.zstd.parquet") for n in (1, 0)]
+    for uri in staged:
+        lake.write_bytes(uri.removeprefix(lake.root + "/"), uri.encode())
+    version = new_version()
+    names = lake.adopt(staged, CLEAN, DAY, version)
+    assert names == [f"v={version}/part-00000.zstd.parquet", f"v={version}/part-00001.zstd.parquet"]
+    assert not any(lake.fs.exists(uri) for uri in staged)
+    lake.publish(Manifest(CLEAN, DAY, version, names, rows=2))
+    assert [lake.fs.cat_file(uri) for uri in lake.files(CLEAN, DAY)] == [s.encode() for s in sorted(staged)]
+
+
+def gcp_settings(lake_uri: str):
+    return load_settings(
+        {
+            "STOCK_PLATFORM_ENV": "gcp",
+            "GCP_PROJECT": "test-project",
+            "BQ_LOCATION": "asia-northeast3",
+            "GCS_LAKE_URI": lake_uri,
+            "STOCK_SOURCE": "synthetic",
+        }
+    )
+
+
+def test_raw_stock_prices_materializes_into_gcs(gcs_emulator):  # noqa: F811
+    lake_uri = gcs_emulator()
+    resources = build_resources(gcp_settings(lake_uri))
+    assert isinstance(resources["lake"], GcsLakeResource)
+    # 2024-04-10 is a KRX holiday (election day): published as market closed, no pages.
+    result = dg.materialize(
+        [raw_stock_prices],
+        resources=resources,
+        tags={
+            "dagster/asset_partition_range_start": "2024-04-09",
+            "dagster/asset_partition_range_end": "2024-04-11",
+        },
+    )
+    assert result.success
+    lake = Lake(lake_uri)
+    closed = lake.manifest(RAW, dt.date(2024, 4, 10))
+    assert (closed.status, closed.files, closed.rows) == ("market_closed", [], 0)
+    for day in (dt.date(2024, 4, 9), dt.date(2024, 4, 11)):
+        manifest = lake.manifest(RAW, day)
+        assert manifest.status == "ok" and manifest.rows > 0
+        rows = 0
+        for uri in lake.files(RAW, day):
+            assert uri.startswith(f"{lake_uri}/raw/stock_prices/dt={day}/v={manifest.version}/")
+            body = json.loads(gzip.decompress(lake.fs.cat_file(uri)))
+            items = body["response"]["body"]["items"]["item"]
+            assert {item["basDt"] for item in items} == {day.strftime("%Y%m%d")}
+            rows += len(items)
+        assert rows == manifest.rows
+

@@ -1,0 +1,490 @@
+"""The Kubernetes deployment (deploy/): files that parse, Helm values the chart accepts, manifests
+that validate against the Kubernetes API schema, and the step pods dagster-k8s itself builds from
+the assets' op tags. No cluster, Docker or network: the real libraries check the files."""
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import dagster as dg
+import kubernetes
+import kubernetes_validate
+import pytest
+import yaml
+from dagster._config import validate_config
+from dagster._core.instance.config import dagster_instance_config_schema
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster_k8s import K8sRunLauncher, k8s_job_executor
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import (
+    UserDefinedDagsterK8sConfig,
+    construct_dagster_k8s_job,
+    get_user_defined_k8s_config,
+)
+
+from stock_platform.assets.cleaning import clean_stock_prices
+from stock_platform.assets.dbt import stock_analytics_dbt
+from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.assets.warehouse import daily_prices
+from stock_platform.k8s import STEP_RESOURCES, kubernetes_spark_config
+from stock_platform.resources import build_executor
+from stock_platform.settings import REPO_ROOT, SettingsError, load_settings
+
+DEPLOY = REPO_ROOT / "deploy"
+VALUES = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+# GKE's regular release channel; the schemas ship with kubernetes-validate.
+K8S_VERSION = "1.33.0"
+NAMESPACE = "stock-platform"
+
+
+def manifests() -> list[dict]:
+    return [
+        doc
+        for path in sorted((DEPLOY / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def manifest(kind: str, name: str) -> dict:
+    found = [d for d in manifests() if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"deploy/k8s/ has {len(found)} {kind} named {name}"
+    return found[0]
+
+
+def test_every_deploy_yaml_parses():
+    paths = sorted(DEPLOY.rglob("*.yaml"))
+    assert len(paths) >= 6
+    for path in paths:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        assert docs and all(isinstance(d, dict) for d in docs), path
+
+
+# ---- Helm values ---------------------------------------------------------------------------------
+# Key names accepted by the official chart (dagster/dagster), from its values schema: the pydantic
+# models in dagster-io/dagster helm/dagster/schema/schema/charts/ (DagsterHelmValues,
+# subschema/{webserver,daemon,run_launcher,postgresql,service_account,global_}.py and
+# dagster_user_deployments/subschema/user_deployments.py), which generate values.schema.json.
+# A dict is a node whose keys we check (recursively); None is a value we do not descend into
+# (free-form Kubernetes objects, or leaves). Only what our values use (or nearly use) is listed.
+_OPEN = None
+CHART_KEYS = {
+    "global": {"postgresqlSecretName": _OPEN, "dagsterHome": _OPEN, "serviceAccountName": _OPEN,
+               "celeryConfigSecretName": _OPEN},
+    "serviceAccount": {"create": _OPEN, "name": _OPEN, "annotations": _OPEN},
+    "dagsterWebserver": {
+        "replicaCount": _OPEN, "image": _OPEN, "service": _OPEN, "workspace": _OPEN,
+        "env": _OPEN, "envConfigMaps": _OPEN, "envSecrets": _OPEN, "resources": _OPEN,
+        "nodeSelector": _OPEN, "tolerations": _OPEN, "affinity": _OPEN, "annotations": _OPEN,
+        "labels": _OPEN, "enableReadOnly": _OPEN, "logLevel": _OPEN,
+    },
+    "dagster-user-deployments": {
+        "enabled": _OPEN, "enableSubchart": _OPEN, "imagePullSecrets": _OPEN,
+        "serviceAccount": {"create": _OPEN, "name": _OPEN, "annotations": _OPEN},
+        "deployments": [{
+            "name": _OPEN, "image": {"repository": _OPEN, "tag": _OPEN, "pullPolicy": _OPEN},
+            "dagsterApiGrpcArgs": _OPEN, "codeServerArgs": _OPEN, "port": _OPEN,
+            "includeConfigInLaunchedRuns": {"enabled": _OPEN},
+            "env": _OPEN, "envConfigMaps": _OPEN, "envSecrets": _OPEN, "resources": _OPEN,
+            "nodeSelector": _OPEN, "tolerations": _OPEN, "affinity": _OPEN,
+            "annotations": _OPEN, "labels": _OPEN, "podSecurityContext": _OPEN,
+            "securityContext": _OPEN, "volumes": _OPEN, "volumeMounts": _OPEN,
+        }],
+    },
+    "runLauncher": {
+        "type": _OPEN,
+        "config": {"k8sRunLauncher": {
+            "image": _OPEN, "imagePullPolicy": _OPEN, "jobNamespace": _OPEN,
+            "loadInclusterConfig": _OPEN, "kubeconfigFile": _OPEN, "envConfigMaps": _OPEN,
+            "envSecrets": _OPEN, "envVars": _OPEN, "volumeMounts": _OPEN, "volumes": _OPEN,
+            "labels": _OPEN, "failPodOnRunFailure": _OPEN, "resources": _OPEN,
+            "schedulerName": _OPEN, "securityContext": _OPEN,
+            "runK8sConfig": {"containerConfig": _OPEN, "podSpecConfig": _OPEN,
+                             "podTemplateSpecMetadata": _OPEN, "jobSpecConfig": _OPEN,
+                             "jobMetadata": _OPEN},
+        }},
+    },
+    "postgresql": {"enabled": _OPEN, "image": _OPEN, "postgresqlHost": _OPEN,
+                   "postgresqlUsername": _OPEN, "postgresqlPassword": _OPEN,
+                   "postgresqlDatabase": _OPEN, "postgresqlParams": _OPEN,
+                   "postgresqlScheme": _OPEN, "service": {"port": _OPEN}},
+    "generatePostgresqlPasswordSecret": _OPEN,
+    "dagsterDaemon": {
+        "enabled": _OPEN, "image": _OPEN, "heartbeatTolerance": _OPEN, "env": _OPEN,
+        "envConfigMaps": _OPEN, "envSecrets": _OPEN, "resources": _OPEN, "nodeSelector": _OPEN,
+        "tolerations": _OPEN, "affinity": _OPEN, "annotations": _OPEN, "labels": _OPEN,
+        "runRetries": _OPEN, "sensors": _OPEN, "schedules": _OPEN,
+        "runCoordinator": {
+            "enabled": _OPEN, "type": _OPEN,
+            "config": {"queuedRunCoordinator": {
+                "maxConcurrentRuns": _OPEN, "tagConcurrencyLimits": _OPEN,
+                "dequeueIntervalSeconds": _OPEN, "dequeueNumWorkers": _OPEN,
+                "dequeueUseThreads": _OPEN,
+                "blockOpConcurrencyLimitedRuns": {"enabled": _OPEN, "opConcurrencySlotBuffer": _OPEN},
+            }},
+        },
+        # Free-form in the schema (Dict[str, Any]); the chart's instance template reads these.
+        "runMonitoring": {"enabled": _OPEN, "startTimeoutSeconds": _OPEN,
+                          "pollIntervalSeconds": _OPEN, "maxResumeRunAttempts": _OPEN,
+                          "cancelTimeoutSeconds": _OPEN, "maxRuntimeSeconds": _OPEN},
+    },
+    "computeLogManager": _OPEN, "ingress": _OPEN, "imagePullSecrets": _OPEN,
+    "pythonLogs": _OPEN, "retention": _OPEN, "telemetry": {"enabled": _OPEN},
+    "additionalInstanceConfig": _OPEN,
+}
+
+
+def unknown_keys(values, accepted, path="") -> list[str]:
+    if accepted is None:
+        return []
+    if isinstance(accepted, list):
+        assert isinstance(values, list), f"{path} must be a list"
+        return [bad for i, item in enumerate(values)
+                for bad in unknown_keys(item, accepted[0], f"{path}[{i}]")]
+    assert isinstance(values, dict), f"{path} must be a mapping"
+    bad = [f"{path}.{key}".lstrip(".") for key in values if key not in accepted]
+    return bad + [b for key, value in values.items() if key in accepted
+                  for b in unknown_keys(value, accepted[key], f"{path}.{key}")]
+
+
+def test_helm_values_use_only_chart_keys():
+    assert unknown_keys(VALUES, CHART_KEYS) == []
+    # The legacy names the chart dropped must not come back.
+    assert not {"dagit", "userDeployments", "k8sRunLauncher"} & set(VALUES)
+
+
+def test_unknown_keys_catches_a_misspelt_key():
+    broken = {"runLauncher": {"type": "K8sRunLauncher",
+                              "config": {"k8sRunLauncher": {"runK8sConfig": {"containerconfig": {}}}}}}
+    assert unknown_keys(broken, CHART_KEYS) == ["runLauncher.config.k8sRunLauncher.runK8sConfig.containerconfig"]
+
+
+def user_deployment() -> dict:
+    deployments = VALUES["dagster-user-deployments"]["deployments"]
+    assert len(deployments) == 1
+    return deployments[0]
+
+
+def test_helm_values_types_and_wiring():
+    assert VALUES["runLauncher"]["type"] == "K8sRunLauncher"
+    coordinator = VALUES["dagsterDaemon"]["runCoordinator"]
+    assert coordinator["enabled"] is True and coordinator["type"] == "QueuedRunCoordinator"
+    assert VALUES["dagsterDaemon"]["runMonitoring"]["enabled"] is True
+    assert VALUES["postgresql"]["enabled"] is False  # external Cloud SQL
+    assert VALUES["generatePostgresqlPasswordSecret"] is False
+    assert manifest("Secret", VALUES["global"]["postgresqlSecretName"])["stringData"]["postgresql-password"]
+
+    deployment = user_deployment()
+    assert deployment["name"] == "stock-platform" and isinstance(deployment["port"], int)
+    assert deployment["codeServerArgs"] == ["-m", "stock_platform.definitions"]
+    assert all(isinstance(arg, str) for arg in deployment["codeServerArgs"])
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    # Env comes from the ConfigMap and Secret of deploy/k8s/, with the contract's variables.
+    config_map = manifest("ConfigMap", deployment["envConfigMaps"][0]["name"])["data"]
+    assert config_map["STOCK_PLATFORM_ENV"] == "gcp"
+    for name in ["GCP_PROJECT", "BQ_LOCATION", "GCS_LAKE_URI", "BQ_RAW_DATASET",
+                 "BQ_ANALYTICS_DATASET", "SPARK_RUNNER", "SPARK_K8S_IMAGE"]:
+        assert config_map.get(name), name
+    assert config_map["GCS_LAKE_URI"].startswith("gs://")
+    assert all(isinstance(v, str) for v in config_map.values())  # ConfigMap data is strings
+    secret = manifest("Secret", deployment["envSecrets"][0]["name"])
+    assert set(secret["stringData"]) == {"DATA_GO_KR_SERVICE_KEY"}
+    assert "DATA_GO_KR_SERVICE_KEY" not in config_map
+
+    # One Workload Identity service account for every pod, created outside the chart.
+    account = VALUES["global"]["serviceAccountName"]
+    assert VALUES["serviceAccount"]["create"] is False
+    assert VALUES["dagster-user-deployments"]["serviceAccount"]["create"] is False
+    annotation = manifest("ServiceAccount", account)["metadata"]["annotations"]
+    assert re.fullmatch(r"[a-z][-a-z0-9]*@[-A-Za-z0-9_]+\.iam\.gserviceaccount\.com",
+                        annotation["iam.gke.io/gcp-service-account"])
+    binding = manifest("RoleBinding", "stock-platform-spark")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+
+
+def test_instance_config_rendered_from_values_is_valid_for_dagster():
+    """The chart turns these values into the instance's dagster.yaml (templates/helpers/instance/
+    _run-coordinator.tpl, _run-launcher.tpl, configmap-instance.yaml); validate that yaml with
+    dagster's and dagster-k8s's own config schemas."""
+    queue = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    block = queue["blockOpConcurrencyLimitedRuns"]
+    coordinator_config = {
+        "max_concurrent_runs": queue["maxConcurrentRuns"],
+        "tag_concurrency_limits": queue["tagConcurrencyLimits"],
+        "block_op_concurrency_limited_runs": {
+            "enabled": block["enabled"], "op_concurrency_slot_buffer": block["opConcurrencySlotBuffer"],
+        },
+    }
+    result = validate_config(QueuedRunCoordinator.config_type(), coordinator_config)
+    assert result.success, result.errors
+
+    monitoring = VALUES["dagsterDaemon"]["runMonitoring"]
+    snake = {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): v for k, v in monitoring.items()}
+    result = validate_config(dagster_instance_config_schema()["run_monitoring"].config_type, snake)
+    assert result.success, result.errors
+
+    launcher_config = {**run_launcher_values(), "instance_config_map": "dagster-instance",
+                       "dagster_home": "/opt/dagster/dagster_home"}
+    result = validate_config(K8sRunLauncher.config_type(), launcher_config)
+    assert result.success, result.errors
+
+
+def run_launcher_values() -> dict:
+    """runLauncher.config.k8sRunLauncher as the chart writes it into the instance config."""
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    names = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config",
+             "podTemplateSpecMetadata": "pod_template_spec_metadata",
+             "jobSpecConfig": "job_spec_config", "jobMetadata": "job_metadata"}
+    return {
+        "image_pull_policy": launcher["imagePullPolicy"],
+        "service_account_name": VALUES["global"]["serviceAccountName"],
+        "job_namespace": NAMESPACE,
+        "run_k8s_config": {names[k]: v for k, v in launcher["runK8sConfig"].items()},
+    }
+
+
+# ---- raw manifests --------------------------------------------------------------------------------
+
+
+def test_raw_manifests_validate_against_kubernetes_schema():
+    docs = manifests()
+    assert {d["kind"] for d in docs} >= {"Namespace", "ServiceAccount", "ConfigMap", "Secret",
+                                          "Role", "RoleBinding"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == NAMESPACE
+
+
+def test_kubernetes_validate_rejects_a_broken_manifest():
+    broken = manifest("ConfigMap", "stock-platform-env") | {"datta": {}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+# ---- step pods as dagster-k8s builds them ----------------------------------------------------------
+
+IMAGE = "asia-northeast3-docker.pkg.dev/p/stock/stock-platform:abc123"
+STEPS = {
+    "raw_stock_prices": raw_stock_prices,
+    "clean_stock_prices": clean_stock_prices,
+    "daily_prices": daily_prices,
+    "stock_analytics_dbt": stock_analytics_dbt,
+}
+
+
+def step_job(op_tags: dict[str, str], step_key: str) -> kubernetes.client.V1Job:
+    """What K8sStepHandler.launch_step (dagster_k8s/executor.py) creates for a step: the run
+    launcher's context (Helm runLauncher config), merged with the code location's (user deployment
+    with includeConfigInLaunchedRuns), merged with the step's op tags."""
+    launcher = run_launcher_values()
+    deployment = user_deployment()
+    context = (
+        K8sContainerContext(
+            image_pull_policy=launcher["image_pull_policy"],
+            service_account_name=launcher["service_account_name"],
+            namespace=launcher["job_namespace"],
+            run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(launcher["run_k8s_config"]),
+        )
+        .merge(K8sContainerContext(
+            env_config_maps=[source["name"] for source in deployment["envConfigMaps"]],
+            env_secrets=[source["name"] for source in deployment["envSecrets"]],
+        ))
+        .merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(op_tags)))
+    )
+    run_launcher = types.SimpleNamespace(
+        job_image=None, dagster_home="/opt/dagster/dagster_home",
+        instance_config_map="dagster-instance",
+        postgres_password_secret=VALUES["global"]["postgresqlSecretName"],
+    )
+    job_config = context.get_k8s_job_config(IMAGE, run_launcher)
+    return construct_dagster_k8s_job(
+        job_config=job_config,
+        args=["dagster", "api", "execute_step"],
+        job_name=f"dagster-step-{step_key.replace('_', '-')}",
+        component="step_worker",
+        user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/op": step_key},
+    )
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_step_pod_built_by_dagster_k8s_from_op_tags(step):
+    assets_def = STEPS[step]
+    job = step_job(assets_def.op.tags, assets_def.op.name)
+    pod = job.spec.template.spec
+    (container,) = pod.containers
+    expected = STEP_RESOURCES[step]
+    assert container.resources.requests == expected["requests"]
+    assert container.resources.limits == expected["limits"]
+    assert container.image == IMAGE
+    assert pod.service_account_name == "stock-platform"
+    assert job.spec.ttl_seconds_after_finished == 3600
+    assert job.spec.backoff_limit == 0
+    sources = {(s.config_map_ref or s.secret_ref).name for s in container.env_from}
+    assert sources == {"stock-platform-env", "stock-platform-secrets"}
+    env = {e.name: e for e in container.env}
+    assert "DAGSTER_PG_PASSWORD" in env
+    if step == "clean_stock_prices":
+        assert env["POD_IP"].value_from.field_ref.field_path == "status.podIP"
+        assert env["POD_NAME"].value_from.field_ref.field_path == "metadata.name"
+        assert env["POD_NAMESPACE"].value_from.field_ref.field_path == "metadata.namespace"
+    else:
+        assert "POD_IP" not in env
+    # What dagster-k8s would send to the API server is a valid batch/v1 Job.
+    body = kubernetes.client.ApiClient().sanitize_for_serialization(job)
+    kubernetes_validate.validate(body, K8S_VERSION, strict=True)
+
+
+def test_run_pod_without_op_tags_gets_the_helm_defaults():
+    job = step_job({}, "run")
+    (container,) = job.spec.template.spec.containers
+    defaults = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
+    assert container.resources.requests == defaults["resources"]["requests"]
+    assert container.resources.limits == defaults["resources"]["limits"]
+
+
+def test_gcp_runs_each_step_in_its_own_pod():
+    assert build_executor(load_settings({"STOCK_PLATFORM_ENV": "gcp"})) is k8s_job_executor
+    assert build_executor(load_settings({})) is dg.in_process_executor
+
+
+# ---- Spark on Kubernetes ----------------------------------------------------------------------------
+
+SPARK_ENV = {
+    "STOCK_PLATFORM_ENV": "gcp",
+    "GCP_PROJECT": "stock-prod",
+    "SPARK_K8S_IMAGE": IMAGE,
+    "POD_IP": "10.8.0.12",
+    "POD_NAME": "dagster-step-0f3a9c",
+    "POD_NAMESPACE": NAMESPACE,
+    "SPARK_EXECUTOR_INSTANCES": "6",
+}
+
+
+def test_kubernetes_spark_config_key_by_key():
+    config = kubernetes_spark_config(load_settings(SPARK_ENV))
+    assert config == {
+        "spark.master": "k8s://https://kubernetes.default.svc",
+        "spark.submit.deployMode": "client",
+        "spark.app.name": "stock_platform",
+        "spark.kubernetes.namespace": NAMESPACE,
+        "spark.kubernetes.container.image": IMAGE,
+        "spark.kubernetes.container.image.pullPolicy": "IfNotPresent",
+        "spark.kubernetes.authenticate.driver.serviceAccountName": "stock-platform",
+        "spark.kubernetes.authenticate.executor.serviceAccountName": "stock-platform",
+        "spark.kubernetes.driver.pod.name": "dagster-step-0f3a9c",
+        "spark.driver.host": "10.8.0.12",
+        "spark.driver.bindAddress": "0.0.0.0",
+        "spark.driver.port": "7078",
+        "spark.blockManager.port": "7079",
+        "spark.executor.instances": "6",
+        "spark.executor.cores": "2",
+        "spark.executor.memory": "4g",
+        "spark.kubernetes.executor.podNamePrefix": "dagster-step-0f3a9c-exec",
+        "spark.kubernetes.executor.label.app": "stock-platform-spark",
+        "spark.kubernetes.node.selector.iam.gke.io/gke-metadata-server-enabled": "true",
+        "spark.kubernetes.executor.deleteOnTermination": "true",
+        "spark.dynamicAllocation.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
+        "spark.hadoop.fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
+        "spark.hadoop.fs.gs.project.id": "stock-prod",
+        "spark.hadoop.google.cloud.auth.type": "APPLICATION_DEFAULT",
+    }
+    # The executors' service account is the one bound to the Spark RBAC role.
+    assert manifest("RoleBinding", "stock-platform-spark")["subjects"][0]["name"] == \
+        config["spark.kubernetes.authenticate.executor.serviceAccountName"]
+
+
+@pytest.mark.parametrize("missing", ["SPARK_K8S_IMAGE", "POD_IP", "POD_NAME", "POD_NAMESPACE",
+                                     "GCP_PROJECT"])
+def test_kubernetes_spark_config_names_a_missing_variable(missing):
+    settings = load_settings({k: v for k, v in SPARK_ENV.items() if k != missing})
+    with pytest.raises(SettingsError, match=f"^{missing} is not set; it is required for Spark on Kubernetes"):
+        kubernetes_spark_config(settings)
+
+
+def test_kubernetes_spark_config_rejects_a_bad_executor_count():
+    with pytest.raises(SettingsError, match="SPARK_EXECUTOR_INSTANCES='0' must be a whole number"):
+        kubernetes_spark_config(load_settings({**SPARK_ENV, "SPARK_EXECUTOR_INSTANCES": "0"}))
+
+
+# ---- image ----------------------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    # As Docker reads it: comment lines dropped (also inside continuations), then lines joined.
+    lines = [line for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+             if not line.lstrip().startswith("#")]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+            for line in joined.splitlines() if line.strip()]
+
+
+def test_dockerfile_has_the_required_instructions():
+    instructions = dockerfile_instructions()
+    by_kind = lambda kind: [args for k, args in instructions if k == kind]  # noqa: E731
+    runs = " ".join(by_kind("RUN"))
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", by_kind("FROM")[0])
+    assert "openjdk-17-jre-headless" in runs
+    assert re.search(r"https://repo1\.maven\.org/maven2/com/google/cloud/bigdataoss/gcs-connector/"
+                     r"\$\{GCS_CONNECTOR_VERSION\}/gcs-connector-\$\{GCS_CONNECTOR_VERSION\}-shaded\.jar",
+                     runs)
+    assert "uv sync --frozen --no-dev" in runs
+    assert re.search(r"DBT_TARGET=prod .*dagster-dbt project prepare-and-package "
+                     r"--file stock_platform/assets/dbt\.py", runs)
+    user = by_kind("USER")[-1]
+    assert user not in {"root", "0"} and not user.startswith("0:")
+    # The last USER comes after every RUN: nothing at run time runs as root.
+    kinds = [k for k, _ in instructions]
+    assert len(kinds) - 1 - kinds[::-1].index("USER") > max(i for i, k in enumerate(kinds) if k == "RUN")
+    cmd = json.loads(by_kind("CMD")[-1])
+    assert cmd[:3] == ["dagster", "code-server", "start"]
+    assert cmd[cmd.index("-m") + 1] == "stock_platform.definitions"
+    assert int(cmd[cmd.index("-p") + 1]) == user_deployment()["port"]
+    # The build context: none of these may reach the image.
+    ignored = set((REPO_ROOT / ".dockerignore").read_text().split())
+    assert {".data", ".venv", "test-artifacts", "dbt_project/target", "dbt_project/logs",
+            "**/__pycache__", ".pytest_cache"} <= ignored
+
+
+def test_image_entrypoint_runs_commands_and_starts_spark_executors(tmp_path):
+    entrypoint = DEPLOY / "spark-entrypoint.sh"
+    venv_bin = str(Path(sys.executable).parent)
+    env = {"PATH": f"{venv_bin}:/usr/bin:/bin"}
+    passthrough = subprocess.run(["bash", str(entrypoint), "echo", "code server"], env=env,
+                                 capture_output=True, text=True, check=True)
+    assert passthrough.stdout == "code server\n"
+
+    # A stand-in `java` that prints its command line: what an executor pod would run.
+    java_home = tmp_path / "java"
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "bin" / "java").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (java_home / "bin" / "java").chmod(0o755)
+    spark_env = {
+        **env, "JAVA_HOME": str(java_home), "SPARK_EXECUTOR_MEMORY": "4g",
+        "SPARK_DRIVER_URL": "spark://CoarseGrainedScheduler@10.8.0.12:7078",
+        "SPARK_EXECUTOR_ID": "3", "SPARK_EXECUTOR_CORES": "2", "SPARK_APPLICATION_ID": "spark-app",
+        "SPARK_EXECUTOR_POD_IP": "10.8.1.7", "SPARK_RESOURCE_PROFILE_ID": "0",
+        "SPARK_EXECUTOR_POD_NAME": "exec-3", "SPARK_JAVA_OPT_1": "-Dspark.driver.port=7078",
+        "SPARK_JAVA_OPT_0": "-Dspark.app.id=spark-app",
+    }
+    result = subprocess.run(["bash", str(entrypoint), "executor"], env=spark_env,
+                            capture_output=True, text=True, check=True)
+    args = result.stdout.splitlines()
+    assert args[:4] == ["-Dspark.app.id=spark-app", "-Dspark.driver.port=7078", "-Xms4g", "-Xmx4g"]
+    assert args[5].endswith("pyspark/jars/*")
+    assert shlex.join(args[6:]) == shlex.join([
+        "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend",
+        "--driver-url", "spark://CoarseGrainedScheduler@10.8.0.12:7078", "--executor-id", "3",
+        "--cores", "2", "--app-id", "spark-app", "--hostname", "10.8.1.7",
+        "--resourceProfileId", "0", "--podName", "exec-3",
+    ])
