@@ -91,8 +91,11 @@ def prepare_instance(settings: Settings) -> dict[str, str]:
     instance_yaml = home / "dagster.yaml"
     if not instance_yaml.exists():
         instance_yaml.write_text(INSTANCE_YAML)
+    # The venv's bin first: dagster-dbt looks for `dbt` on PATH when it prepares the manifest.
+    bin_dir = str(Path(sys.executable).parent)
     return {
         **os.environ,
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
         "DAGSTER_HOME": str(home),
         "STOCK_PLATFORM_DATA_DIR": str(settings.data_dir),
     }
@@ -155,8 +158,7 @@ def run(args: argparse.Namespace) -> int:
 def dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     command = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", "workspace.yaml"]
-    bin_dir = Path(sys.executable).parent
-    os.execvpe(str(bin_dir / command[0]), command, prepare_instance(settings))
+    os.execvpe(str(Path(sys.executable).parent / command[0]), command, prepare_instance(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
