@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from stock_platform.settings import Settings, SettingsError, require_value
+from stock_platform.spark import SESSION_CONFIG
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
@@ -107,10 +108,7 @@ def kubernetes_spark_config(settings: Settings) -> dict[str, str]:
         "spark.kubernetes.node.selector.iam.gke.io/gke-metadata-server-enabled": "true",
         "spark.kubernetes.executor.deleteOnTermination": "true",
         "spark.dynamicAllocation.enabled": "false",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.adaptive.enabled": "true",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.ui.showConsoleProgress": "false",
+        **SESSION_CONFIG,
         # GCS connector (jar baked into the image): credentials from the metadata server.
         "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
         "spark.hadoop.fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",

@@ -29,6 +29,7 @@ from stock_platform.lake import Lake
 from stock_platform.k8s import kubernetes_spark_config
 from stock_platform.settings import Settings, SettingsError, load_settings, require_value
 from stock_platform.sources import FetchedPage
+from stock_platform.spark import SESSION_CONFIG
 from stock_platform.spark.cleaning import RawPage, run_cleaning
 from stock_platform.spark.dataproc_job import pages_to_json
 from stock_platform.warehouse.bigquery import BigQueryWarehouse
@@ -281,7 +282,7 @@ class DataprocSparkResource(SparkResource):
                 python_file_uris=[f"{code}/stock_platform.zip"],
                 # PipesDataprocJobClient appends the Pipes bootstrap arguments.
                 args=["--pages", pages_uri, "--staging-uri", staging_uri],
-                properties={"spark.sql.session.timeZone": "UTC"},
+                properties=SESSION_CONFIG,
             ),
             labels={"app": "stock-platform"},
         )
@@ -347,12 +348,9 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
         "spark.master": "local[*]",
         "spark.app.name": "stock_platform",
         "spark.driver.memory": "6g",
-        "spark.sql.session.timeZone": "UTC",
+        **SESSION_CONFIG,
         "spark.sql.shuffle.partitions": "8",
-        "spark.sql.adaptive.enabled": "true",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
         "spark.local.dir": str(settings.data_dir / "spark-tmp"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}",
     }

@@ -103,7 +103,12 @@ def test_the_dataproc_job_request_for_a_range():
             main_python_file_uri="gs://stock-code/stock_platform/1.2.3/dataproc_job.py",
             python_file_uris=["gs://stock-code/stock_platform/1.2.3/stock_platform.zip"],
             args=["--pages", f"{STAGING}/pages.json", "--staging-uri", STAGING],
-            properties={"spark.sql.session.timeZone": "UTC"},
+            properties={
+                "spark.sql.session.timeZone": "UTC",
+                "spark.sql.adaptive.enabled": "true",
+                "spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.ui.showConsoleProgress": "false",
+            },
         ),
         labels={"app": "stock-platform"},
     )
