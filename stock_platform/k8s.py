@@ -16,30 +16,26 @@ from stock_platform.spark import SESSION_CONFIG
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
-# Memory limit = request: a step that outgrows it is OOM-killed at a known size instead of
-# being evicted when the node runs short. CPU limits allow bursting above the request.
+
+def _pod_size(cpu: str, cpu_limit: str, memory: str) -> dict[str, dict[str, str]]:
+    """Memory limit = request: a step that outgrows it is OOM-killed at a known size instead of
+    being evicted when the node runs short. The CPU limit allows bursting above the request."""
+    return {
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"cpu": cpu_limit, "memory": memory},
+    }
+
+
 STEP_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     # HTTP paging with bounded concurrency: I/O bound.
-    "raw_stock_prices": {
-        "requests": {"cpu": "500m", "memory": "1Gi"},
-        "limits": {"cpu": "1", "memory": "1Gi"},
-    },
+    "raw_stock_prices": _pod_size("500m", "1", "1Gi"),
     # The Spark driver (local[*] runs the whole job here; on Kubernetes only the driver).
     # local_spark_config gives the driver JVM 6g; the rest is Python, Arrow and overhead.
-    "clean_stock_prices": {
-        "requests": {"cpu": "2", "memory": "8Gi"},
-        "limits": {"cpu": "4", "memory": "8Gi"},
-    },
+    "clean_stock_prices": _pod_size("2", "4", "8Gi"),
     # BigQuery load jobs: the pod only submits and waits.
-    "daily_prices": {
-        "requests": {"cpu": "250m", "memory": "512Mi"},
-        "limits": {"cpu": "1", "memory": "512Mi"},
-    },
+    "daily_prices": _pod_size("250m", "1", "512Mi"),
     # dbt compiles and submits SQL; BigQuery does the work.
-    "stock_analytics_dbt": {
-        "requests": {"cpu": "500m", "memory": "1Gi"},
-        "limits": {"cpu": "1", "memory": "1Gi"},
-    },
+    "stock_analytics_dbt": _pod_size("500m", "1", "1Gi"),
 }
 
 SPARK_STEP = "clean_stock_prices"
