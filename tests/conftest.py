@@ -19,3 +19,15 @@ def spark(tmp_path_factory):
     session = builder.getOrCreate()
     yield session
     session.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The reliability figures (issue #7), when the fault-injection tests ran."""
+    from pathlib import Path
+
+    from fixtures.reliability import OUTCOMES, table, write
+
+    if OUTCOMES:
+        terminalreporter.write_sep("=", "reliability: faults injected and what survived")
+        terminalreporter.write_line(table(OUTCOMES))
+        write(OUTCOMES, Path(__file__).resolve().parents[1] / "test-artifacts")
