@@ -24,6 +24,7 @@ help:
 	@echo "make test                                   the test suite"
 	@echo "make dev                                    Dagster webserver + daemon on 127.0.0.1:3000"
 	@echo "make dbt [DBT_ARGS=...]                     dbt build against the local warehouse"
+	@echo "make bench [BENCH_ARGS=--quick]             the platform benchmark (about 25 min; bench/results/)"
 	@echo "make bench-api                              data.go.kr client vs. its rate bound (fake API)"
 
 .tools/bin/uv:
@@ -57,7 +58,10 @@ dev: $(MANIFEST)
 dbt: $(MANIFEST)
 	STOCK_PLATFORM_DATA_DIR=$${STOCK_PLATFORM_DATA_DIR:-$(CURDIR)/.data} $(VENV)/bin/dbt build $(DBT_FLAGS) $(DBT_ARGS)
 
-.PHONY: bench-api
+.PHONY: bench bench-api
+bench: $(MANIFEST)
+	$(PY) bench/pipeline.py $(BENCH_ARGS)
+
 bench-api: $(MANIFEST)
 	$(PY) bench/api_ingest.py $(BENCH_ARGS)
 

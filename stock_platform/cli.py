@@ -21,9 +21,15 @@ from stock_platform.settings import REPO_ROOT, Settings, SettingsError, load_set
 
 DEFAULT_SESSIONS = 20
 INSTANCE_YAML = """\
-# Local Dagster instance for `make run` / `make dev` (written by stock_platform.cli).
+# Local Dagster instance for `make run` / `make dev`, rewritten by stock_platform.cli on each start.
 telemetry:
   enabled: false
+# Dagster's SQLite event log, with its connections kept open (stock_platform/instance.py says why).
+event_log_storage:
+  module: stock_platform.instance
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {home}/history/runs
 """
 
 
@@ -88,9 +94,7 @@ def prepare_instance(settings: Settings) -> dict[str, str]:
     """Environment for Dagster processes: the local instance lives in the data dir."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = home / "dagster.yaml"
-    if not instance_yaml.exists():
-        instance_yaml.write_text(INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(home=home))
     # The venv's bin first: dagster-dbt looks for `dbt` on PATH when it prepares the manifest.
     bin_dir = str(Path(sys.executable).parent)
     return {

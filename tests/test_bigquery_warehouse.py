@@ -9,7 +9,7 @@ import pytest
 import sqlglot
 from google.cloud import bigquery
 
-from stock_platform.resources import BigQueryWarehouseResource
+from stock_platform.gcp import BigQueryWarehouseResource
 from stock_platform.settings import SettingsError
 from stock_platform.warehouse.bigquery import BigQueryWarehouse
 

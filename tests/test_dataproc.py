@@ -17,7 +17,7 @@ from dagster_pipes import PipesMappingParamsLoader, open_dagster_pipes
 from google.cloud import dataproc_v1
 
 from stock_platform.lake import RAW, Lake, new_version
-from stock_platform.resources import DataprocSparkResource
+from stock_platform.gcp import DataprocSparkResource
 from stock_platform.settings import REPO_ROOT
 from stock_platform.sources.synthetic_source import SyntheticSource
 from stock_platform.spark import dataproc_job

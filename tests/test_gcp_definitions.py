@@ -10,13 +10,15 @@ import dagster as dg
 import pytest
 
 from stock_platform.assets.ingestion import raw_stock_prices
-from stock_platform.resources import (
+from stock_platform.gcp import (
     BigQueryWarehouseResource,
     DataprocSparkResource,
     GcsLakeResource,
+    KubernetesPySparkResource,
+)
+from stock_platform.resources import (
     InProcessSparkResource,
     JavaCheckedPySparkResource,
-    KubernetesPySparkResource,
     build_resources,
 )
 from stock_platform.settings import REPO_ROOT, SettingsError, load_settings

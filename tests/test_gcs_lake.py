@@ -11,8 +11,9 @@ import pytest
 from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 
 from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.gcp import GcsLakeResource
 from stock_platform.lake import CLEAN, RAW, Lake, Manifest, new_version
-from stock_platform.resources import GcsLakeResource, build_resources
+from stock_platform.resources import build_resources
 from stock_platform.settings import load_settings
 
 DAY = dt.date(2024, 3, 4)

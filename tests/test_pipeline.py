@@ -156,6 +156,21 @@ def test_materializations_carry_metadata(platform):
         ("stock_analytics/stg_daily_prices", "close")]
 
 
+def test_market_summary_carries_a_preview_of_the_last_day(platform):
+    instance = platform["instance"]
+    event = instance.get_latest_materialization_event(
+        dg.AssetKey(["stock_analytics", "market_daily_summary"]))
+    preview = event.asset_materialization.metadata["preview"].value
+    with duckdb.connect(str(platform["settings"].warehouse_path), read_only=True) as con:
+        listings = dict(con.execute(
+            "SELECT market, listings FROM stock_analytics.market_daily_summary "
+            "WHERE trade_date = ?", [SECOND_RUN[1]]).fetchall())
+    assert preview.startswith(f"**Market summary {SECOND_RUN[1]}**"), preview
+    rows = [line for line in preview.splitlines() if line.startswith("| KO")]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        [f"| {market}", f"{listings[market]:,}"] for market in sorted(listings)]
+
+
 def test_rerunning_a_range_gives_identical_tables(platform):
     path = platform["settings"].warehouse_path
     before = checksums(path)

@@ -28,7 +28,8 @@ def item(ticker: str, **overrides) -> dict:
 
 
 def page(items, total=None) -> bytes:
-    items_doc = {"item": items[0] if len(items) == 1 else items}  # a single row as an object
+    # The API's shapes: a single row as an object, several as a list, none as "".
+    items_doc = "" if not items else {"item": items[0] if len(items) == 1 else items}
     body = {"items": items_doc, "numOfRows": 1000, "pageNo": 1, "totalCount": total or len(items)}
     doc = {"response": {"header": {"resultCode": "00", "resultMsg": "OK"}, "body": body}}
     return gzip.compress(json.dumps(doc, ensure_ascii=False).encode())
@@ -58,13 +59,14 @@ def cleaned(spark, tmp_path_factory):
         item("A000660", isinCd="KR7000660001", itmsNm="SK하이닉스 🚀\u200b", extra_field="raw only"),
         item("035720", fltRt="12.5", vs="5000", clpr="45000", mkp="40000", hipr="45000", lopr="40000"),
         item("900110", mrktCtg="KONEX", clpr="1200", mkp="1200", hipr="1200", lopr="1200", vs="0", fltRt="0"),
+        item("000120", clpr=79600, trqu=1000, fltRt=-0.19),  # JSON numbers where strings belong
     ]
     bad = [item(ticker, **overrides) for ticker, (overrides, _) in BAD.items()]
     duplicate_old = item("005380", clpr="200000", mkp="200000", hipr="200000", lopr="200000")
     duplicate_new = item("005380", clpr="201000", mkp="201000", hipr="201000", lopr="201000")
     pages = []
     for number, (items, fetched_at) in enumerate(
-        [(good + bad + [duplicate_old], EARLY), ([duplicate_new], LATE)], start=1
+        [(good + bad + [duplicate_old], EARLY), ([duplicate_new], LATE), ([], LATE)], start=1
     ):
         name = f"raw/stock_prices/dt={DAY}/v={version}/page-{number:05d}.json.gz"
         lake.write_bytes(name, page(items))
@@ -77,13 +79,16 @@ def cleaned(spark, tmp_path_factory):
 
 def test_valid_rows_are_typed_and_complete(cleaned):
     clean, _, _ = cleaned
-    assert sorted(clean["ticker"]) == ["000660", "005380", "005930", "035720", "900110"]
+    assert sorted(clean["ticker"]) == ["000120", "000660", "005380", "005930", "035720", "900110"]
     samsung = clean.set_index("ticker").loc["005930"]
     assert samsung["trade_date"] == DAY
     assert samsung["change_pct"] == pytest.approx(-0.19)  # "-.19" on the wire
     assert samsung["listed_shares"] == 5969782550  # beyond int32
     assert samsung["market_cap"] == 79600 * 5969782550
     assert clean.set_index("ticker").loc["000660", "name"] == "SK하이닉스 🚀\u200b"
+    numbers = clean.set_index("ticker").loc["000120"]
+    assert (numbers["close"], numbers["volume"]) == (79600, 1000)
+    assert numbers["change_pct"] == pytest.approx(-0.19)
 
 
 def test_duplicates_keep_the_latest_ingested_row(cleaned):
@@ -105,7 +110,7 @@ def test_each_bad_row_is_quarantined_with_its_reason(cleaned, ticker):
 
 def test_nothing_is_lost(cleaned):
     clean, rejected, _ = cleaned
-    assert len(clean) + len(rejected) == 4 + len(BAD) + 2
+    assert len(clean) + len(rejected) == 5 + len(BAD) + 2
 
 
 def test_output_is_zstd_parquet_with_the_contract_schema(cleaned):

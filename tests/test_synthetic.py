@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import numpy as np
 import pandas as pd
@@ -329,3 +328,26 @@ def test_some_listings_have_more_than_int32_shares(recent_table):
 def test_listed_shares_change_now_and_then(span_table):
     changing = span_table.groupby("srtnCd")["lstgStCnt"].nunique() > 1
     assert 50 <= changing.sum() < 0.5 * len(changing)
+
+
+def test_chunks_stream_from_one_simulation_and_equal_one_fetch(monkeypatch):
+    from stock_platform.sources.synthetic_source import SyntheticSource
+
+    days = [dt.date(2000, 2, 1) + dt.timedelta(days=n) for n in range(45)]
+    whole = SyntheticSource(seed=7, page_size=1000).fetch_days(days)
+    calls = []
+    block = SyntheticMarket._block
+
+    def counted(self, number, *state):
+        calls.append(number)
+        return block(self, number, *state)
+
+    monkeypatch.setattr(SyntheticMarket, "_block", counted)
+    chunks = list(SyntheticSource(seed=7, page_size=1000).fetch_chunks(days, 10))
+    assert [len(chunk) for chunk in chunks] == [10, 10, 10, 10, 5]
+    merged = {day: pages for chunk in chunks for day, pages in chunk.items()}
+    assert list(merged) == sorted(whole)
+    assert {d: [p.body for p in pages] for d, pages in merged.items()} == {
+        d: [p.body for p in pages] for d, pages in whole.items()}
+    weekdays = synthetic.weekday_ordinal(np.datetime64(max(days)), SyntheticMarket.EPOCH)
+    assert calls == list(range(weekdays // synthetic.BLOCK + 1))  # one pass for all chunks

@@ -68,23 +68,39 @@ def clean_stock_prices(
     if pages:
         spark.clean(context, pages, store.uri(staging))
 
+    # Every raw row must come out exactly once, clean or rejected: check before publishing.
+    staged = {
+        (day, folder): store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
+        for day in days for folder in ("clean", "rejected")
+    }
+    counts = {key: parquet_rows(store, files) for key, files in staged.items()}
+    raw = {day: store.manifest(RAW, day) for day in days}
+    unbalanced = [
+        f"{day}: raw {raw[day].rows}, clean {counts[day, 'clean']} + rejected {counts[day, 'rejected']}"
+        for day in days
+        if counts[day, "clean"] + counts[day, "rejected"] != raw[day].rows
+    ]
+    if unbalanced:
+        store.remove_tree(staging)
+        raise dg.Failure(
+            "clean_stock_prices published nothing: the cleaned rows do not add up to the raw rows "
+            f"on {'; '.join(unbalanced)}"
+        )
+
     stats, reasons = {}, collections.Counter()
     for day in days:
         version = new_version()
-        status = store.manifest(RAW, day).status
-        counts = {}
+        status = raw[day].status
         for dataset, folder in ((CLEAN, "clean"), (REJECTED, "rejected")):
-            staged = store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
-            names = store.adopt(staged, dataset, day, version)
-            uris = [store.uri(f"{store.partition_dir(dataset, day)}/{n}") for n in names]
-            counts[folder] = parquet_rows(store, uris)
+            names = store.adopt(staged[day, folder], dataset, day, version)
             if folder == "rejected":
-                for uri in uris:
+                for name in names:
+                    uri = store.uri(f"{store.partition_dir(dataset, day)}/{name}")
                     with store.fs.open(uri, "rb") as handle:
                         reasons.update(pq.read_table(handle, columns=["reject_reason"])
                                        .column(0).to_pylist())
-            store.publish(Manifest(dataset, day, version, names, counts[folder], status))
-        stats[day] = {"status": status, "rows": counts["clean"], "rejected": counts["rejected"]}
+            store.publish(Manifest(dataset, day, version, names, counts[day, folder], status))
+        stats[day] = {"status": status, "rows": counts[day, "clean"], "rejected": counts[day, "rejected"]}
     store.remove_tree(staging)
 
     rows = sum(s["rows"] for s in stats.values())

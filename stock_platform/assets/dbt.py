@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
 from stock_platform.assets.common import PARTITIONED
 from stock_platform.k8s import k8s_op_tags
@@ -52,8 +52,8 @@ def dbt_vars(window: dg.TimeWindow) -> dict[str, str]:
 )
 def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     window = dbt_vars(context.partition_time_window)
-    args = ["build", "--vars", json.dumps(window)]
-    events = dbt.cli(args, context=context).stream().fetch_row_counts().fetch_column_metadata()
+    invocation = dbt.cli(["build", "--vars", json.dumps(window)], context=context)
+    events = invocation.stream().fetch_row_counts().fetch_column_metadata()
     # The summary's output (and its checks, in order) waits until dbt has released the warehouse:
     # the preview reads it, and a DuckDB file has a single writer.
     held = []
@@ -64,18 +64,16 @@ def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
             yield event
     for event in held:
         if isinstance(event, dg.Output):
-            preview = market_summary_preview(dbt, window["max_date"])
+            preview = market_summary_preview(invocation, window["max_date"])
             event = event.with_metadata({**event.metadata, "preview": preview})
         yield event
 
 
 MARKET_SUMMARY = dg.AssetKey(["stock_analytics", "market_daily_summary"])
-# The latest day with rows up to the window's last day (which may be a holiday). `dbt show` runs
-# it on whichever warehouse the target uses.
+# The latest day with rows up to the window's last day (which may be a holiday).
 PREVIEW_SQL = """
-select * from {{{{ ref('market_daily_summary') }}}}
-where trade_date = (select max(trade_date) from {{{{ ref('market_daily_summary') }}}}
-                    where trade_date <= '{last_day}')
+select * from {relation}
+where trade_date = (select max(trade_date) from {relation} where trade_date <= '{last_day}')
 order by market
 """
 PREVIEW_COLUMNS = ["market", "listings", "advancers", "decliners", "unchanged", "total_volume",
@@ -88,14 +86,18 @@ def _is_summary_event(context: dg.AssetExecutionContext, event) -> bool:
     return isinstance(event, dg.AssetCheckResult) and event.asset_key == MARKET_SUMMARY
 
 
-def market_summary_preview(dbt: DbtCliResource, last_day: str) -> dg.MetadataValue:
-    """The latest day's market_daily_summary as a Markdown table."""
-    sql = PREVIEW_SQL.format(last_day=last_day)
-    invocation = dbt.cli(["show", "--inline", sql, "--output", "json", "--limit", "10"])
-    rows = []
-    for event in invocation.stream_raw_events():
-        if "preview" in event.raw_event["data"]:
-            rows = json.loads(event.raw_event["data"]["preview"])
+def market_summary_preview(invocation: DbtCliInvocation, last_day: str) -> dg.MetadataValue:
+    """The latest day's market_daily_summary as a Markdown table, queried through the build's own
+    dbt adapter (whichever warehouse the target uses; no second dbt process)."""
+    node = invocation.manifest["nodes"]["model.stock_platform.market_daily_summary"]
+    sql = PREVIEW_SQL.format(relation=node["relation_name"], last_day=last_day)
+    with invocation.adapter.connection_named("market_summary_preview"):
+        _, table = invocation.adapter.execute(sql, fetch=True)
+    rows = [dict(zip(table.column_names, row)) for row in table.rows]
+    return preview_markdown(rows, last_day)
+
+
+def preview_markdown(rows: list[dict[str, Any]], last_day: str) -> dg.MetadataValue:
     if not rows:
         return dg.MetadataValue.md(f"No market summary on or before {last_day}.")
     lines = [

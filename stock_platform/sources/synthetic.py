@@ -15,7 +15,7 @@ requested days, from a generator keyed by that day.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -288,15 +288,21 @@ class SyntheticMarket:
         """Wire rows (all str, columns WIRE_FIELDS, sorted by srtnCd) for each requested day;
         an empty frame for a day without a session. Simulates once, from EPOCH to max(days)."""
         requested = sorted(set(days))
+        frames = dict(self.iter_frames(requested))
+        return {day: frames[day] if day in frames else empty_frame() for day in requested}
+
+    def iter_frames(self, days: Iterable[dt.date]) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+        """(day, wire rows) for each requested session, oldest first, as one simulation from
+        EPOCH reaches it: a long range is never held in memory at once."""
+        requested = sorted(set(days))
         if not requested:
-            return {}
+            return
         if requested[0] < self.EPOCH:
             raise ValueError(f"{requested[0]} is before the synthetic market's EPOCH {self.EPOCH}")
         sessions = trading_sessions(self.EPOCH, requested[-1])
-        frames = self._simulate(np.array(sessions, dtype="datetime64[D]"), set(requested))
-        return {day: frames[day] if day in frames else empty_frame() for day in requested}
+        yield from self._simulate(np.array(sessions, dtype="datetime64[D]"), set(requested))
 
-    def _simulate(self, sessions: np.ndarray, wanted: set[dt.date]) -> dict[dt.date, pd.DataFrame]:
+    def _simulate(self, sessions: np.ndarray, wanted: set[dt.date]) -> Iterator[tuple[dt.date, pd.DataFrame]]:
         u = self.universe
         n = len(u.market)
         deviation = np.zeros(n)  # AR(1) part of the log fundamental, carried across blocks
@@ -306,7 +312,6 @@ class SyntheticMarket:
         weekday = weekday_ordinal(sessions, self.EPOCH)
         listed_by = np.searchsorted(u.listed, sessions, side="right")  # slots listed, a prefix
         dates = sessions.astype(object)
-        frames = {}
         for block in range(weekday[-1] // BLOCK + 1):
             first, last = np.searchsorted(weekday // BLOCK, [block, block + 1])
             slots, target, regime = self._block(block, deviation, regime)
@@ -327,10 +332,9 @@ class SyntheticMarket:
                     down, up = limit_prices(p[beyond], LIMIT_PCT[u.market[slots[beyond]]])
                     today[beyond] = np.clip(row[beyond], down, up)
                 if dates[i] in wanted:
-                    frames[dates[i]] = self._frame(sessions[i], slots[:k], p, today)
+                    yield dates[i], self._frame(sessions[i], slots[:k], p, today)
                 prev[:k] = today
             close[slots] = prev
-        return frames
 
     def _block(self, block: int, deviation: np.ndarray, regime: np.ndarray):
         """Tick-rounded fundamental prices for BLOCK weekdays of the slots alive in them.

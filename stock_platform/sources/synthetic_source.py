@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 from stock_platform.partitions import SEOUL
 from stock_platform.sources import FetchedPage
@@ -24,24 +25,38 @@ class SyntheticSource:
         self.now = now  # fixed clock for tests; default: the wall clock
 
     def fetch_days(self, days: list[dt.date]) -> dict[dt.date, list[FetchedPage]]:
+        return {day: pages for chunk in self.fetch_chunks(days, len(days)) for day, pages in chunk.items()}
+
+    def fetch_chunks(self, days: list[dt.date], size: int) -> Iterator[dict[dt.date, list[FetchedPage]]]:
+        """fetch_days for `size` days at a time, oldest first, all from one simulation."""
         now = self.now or dt.datetime.now(dt.timezone.utc)
+        days = sorted(set(days))
         published = [d for d in days if dt.datetime.combine(d, _CLOSE, SEOUL) <= now]
-        frames = self.market.frames(published) if published else {}
-        result = {}
+        frames = self.market.iter_frames(published)
+        upcoming = next(frames, None)
+        chunk = {}
         for day in days:
-            frame = frames.get(day)
-            fetched_at = dt.datetime.combine(day, _FETCH, SEOUL).astimezone(dt.timezone.utc)
-            if frame is None or frame.empty:
-                # What the API answers for a session it has not published yet.
-                body = build_page(None, page_no=1, num_of_rows=self.page_size, total_count=0)
-                result[day] = [FetchedPage(1, body.encode(), fetched_at, 0, 0)]
-                continue
-            total = len(frame)
-            pages = []
-            for page_no, start in enumerate(range(0, total, self.page_size), start=1):
-                chunk = frame.iloc[start : start + self.page_size]
-                items = chunk.to_json(orient="records", force_ascii=False)
-                body = build_page(items, page_no, self.page_size, total)
-                pages.append(FetchedPage(page_no, body.encode(), fetched_at, len(chunk), total))
-            result[day] = pages
-        return result
+            frame = None
+            if upcoming is not None and upcoming[0] == day:
+                frame, upcoming = upcoming[1], next(frames, None)
+            chunk[day] = self._pages(day, frame)
+            if len(chunk) == size:
+                yield chunk
+                chunk = {}
+        if chunk:
+            yield chunk
+
+    def _pages(self, day: dt.date, frame) -> list[FetchedPage]:
+        fetched_at = dt.datetime.combine(day, _FETCH, SEOUL).astimezone(dt.timezone.utc)
+        if frame is None or frame.empty:
+            # What the API answers for a session it has not published yet.
+            body = build_page(None, page_no=1, num_of_rows=self.page_size, total_count=0)
+            return [FetchedPage(1, body.encode(), fetched_at, 0, 0)]
+        total = len(frame)
+        pages = []
+        for page_no, start in enumerate(range(0, total, self.page_size), start=1):
+            chunk = frame.iloc[start : start + self.page_size]
+            items = chunk.to_json(orient="records", force_ascii=False)
+            body = build_page(items, page_no, self.page_size, total)
+            pages.append(FetchedPage(page_no, body.encode(), fetched_at, len(chunk), total))
+        return pages

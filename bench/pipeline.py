@@ -1,0 +1,319 @@
+"""The platform benchmark (`make bench`): end-to-end runs on the embedded defaults, as `make run`
+starts them, each in a fresh data dir.
+
+    (a) a one-year single-run backfill            wall, rows/s, peak memory, time per step
+    (b) one run per partition (Dagster's default)  5 runs, extrapolated to (a)'s partitions
+    (c) a daily run on 1 month vs 10 years of history
+    (d) API ingestion against the rate-limited fake server, against its bound
+    (e) a ten-year single-run backfill              wall, peak memory, time per step
+
+Writes bench/results/benchmark.json, REPORT.md and wall_time.png; prints the table.
+
+    .venv/bin/python bench/pipeline.py [--repeat 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+YEAR = ("2024-01-02", "2024-12-30")
+TEN_YEARS = ("2015-01-02", "2024-12-30")
+MONTH = ("2024-12-02", "2024-12-30")
+DAILY = "2025-01-02"  # the first session after both histories
+PER_PARTITION = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
+TARGETS = {"a": "<= 90 s", "b_over_a": ">= 60x", "c": "<= 1.2", "d": "<= 1.2",
+           "e": "<= 360 s, peak < 8 GiB"}  # fmt: skip
+STEPS = {
+    "raw_stock_prices": "ingest",
+    "clean_stock_prices": "spark",
+    "stock_raw__daily_prices": "load",
+    "stock_analytics_dbt": "dbt",
+}
+
+
+class PeakMemory(threading.Thread):
+    """Peak of the summed RSS of a process and all its descendants (Spark's JVM, dbt, ...)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.root, self.peak, self.done = psutil.Process(pid), 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for process in processes:
+                try:
+                    total += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.peak = max(self.peak, total)
+
+
+def run_platform(data_dir: Path, first: str, last: str, partition_only: bool = False) -> dict:
+    """One `make run`-equivalent (or, for (b), one single-partition `dagster asset materialize`)."""
+    env = {**os.environ, "STOCK_PLATFORM_DATA_DIR": str(data_dir)}
+    if partition_only:
+        from stock_platform.cli import prepare_instance
+        from stock_platform.settings import load_settings
+
+        env = prepare_instance(load_settings(env))
+        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
+                   "stock_platform.definitions", "--select", "*", "--partition", first]
+    else:
+        command = [sys.executable, "-m", "stock_platform.cli", "run", "--start", first, "--end", last]
+    log = data_dir / f"run-{first}-{last}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        memory = PeakMemory(process.pid)
+        memory.start()
+        code = process.wait()
+    wall = time.time() - started
+    memory.done.set()
+    memory.join()
+    if code != 0:
+        raise SystemExit(f"{' '.join(command)} failed (exit {code}); see {log}")
+    return {"range": [first, last], "wall_s": round(wall, 2), "peak_rss_gib": round(memory.peak / 2**30, 2),
+            "steps": step_breakdown(data_dir, started, started + wall), "rows": warehouse_rows(data_dir)}
+
+
+def step_breakdown(data_dir: Path, launched: float, ended: float) -> dict[str, float]:
+    """Seconds per phase of the latest run, from its Dagster event log."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
+        run = instance.get_runs(limit=1)[0]
+        events = {}
+        for record in instance.all_logs(run.run_id):
+            if record.is_dagster_event:
+                key = (record.dagster_event.event_type_value, record.step_key)
+                events.setdefault(key, record.timestamp)
+    phases = {"start-up": events[("RESOURCE_INIT_STARTED", None)] - launched}
+    init = ("RESOURCE_INIT_SUCCESS", None)
+    phases["spark jvm + resources"] = events[init] - events[("RESOURCE_INIT_STARTED", None)]
+    last = events[init]
+    for step, name in STEPS.items():
+        if ("STEP_START", step) in events:
+            phases[name] = events[("STEP_SUCCESS", step)] - events[("STEP_START", step)]
+            last = events[("STEP_SUCCESS", step)]
+    phases["finish"] = ended - last
+    return {name: round(seconds, 2) for name, seconds in phases.items()}
+
+
+def warehouse_rows(data_dir: Path) -> int:
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM stock_raw.daily_prices").fetchone()[0]
+
+
+def partitions_in(first: str, last: str) -> int:
+    from stock_platform.partitions import DAILY_PARTITIONS
+
+    keys = DAILY_PARTITIONS.get_partition_keys()
+    return keys.index(last) - keys.index(first) + 1
+
+
+def median_run(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda run: run["wall_s"])
+    return {**ordered[len(ordered) // 2], "walls_s": [run["wall_s"] for run in runs]}
+
+
+def bench_api(repeat: int) -> dict:
+    from api_ingest import ingest
+
+    from stock_platform.partitions import trading_sessions
+    from stock_platform.sources.synthetic import SyntheticMarket
+
+    args = argparse.Namespace(latency=[0.2, 0.5], max_rps=10.0, page_size=1000)
+    days = trading_sessions(dt.date(2024, 1, 2), dt.date(2024, 3, 31))[:40]
+    frames = SyntheticMarket(7).frames(days)
+    walls = [ingest(frames, days, args, max_in_flight=32) for _ in range(repeat)]
+    bound = walls[0]["requests"] / args.max_rps
+    wall = statistics.median(w["wall"] for w in walls)
+    return {"days": len(days), "requests": walls[0]["requests"], "max_rps": args.max_rps,
+            "bound_s": bound, "wall_s": round(wall, 2), "walls_s": [round(w["wall"], 2) for w in walls],
+            "ratio": round(wall / bound, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per short figure (median)")
+    parser.add_argument("--quick", action="store_true", help="one repeat, no ten-year run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--only", default="abcde", help="which figures, e.g. 'ac'")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+    scratch = Path(tempfile.mkdtemp(prefix="stock-bench-"))
+    result: dict = {"machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                                "python": platform.python_version(), "date": dt.date.today().isoformat()},
+                    "targets": TARGETS}
+
+    def fresh(name: str) -> Path:
+        path = scratch / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    try:
+        if "a" in args.only:
+            print("(a) one-year single-run backfill", flush=True)
+            runs = [run_platform(fresh("year"), *YEAR) for _ in range(repeat)]
+            a = median_run(runs)
+            a["partitions"] = partitions_in(*YEAR)
+            a["rows_per_s"] = round(a["rows"] / a["wall_s"])
+            result["a"] = a
+        if "b" in args.only:
+            print("(b) one run per partition", flush=True)
+            data_dir = fresh("per-partition")
+            walls = [run_platform(data_dir, day, day, partition_only=True)["wall_s"] for day in PER_PARTITION]
+            per_run = statistics.median(walls)
+            b = {"walls_s": walls, "per_run_s": per_run, "partitions": partitions_in(*YEAR),
+                 "extrapolated_s": round(per_run * partitions_in(*YEAR), 1)}
+            if "a" in result:
+                b["ratio_to_a"] = round(b["extrapolated_s"] / result["a"]["wall_s"], 1)
+            result["b"] = b
+        if "e" in args.only and not args.quick:
+            print("(e) ten-year single-run backfill", flush=True)
+            ten = fresh("ten-years")
+            e = run_platform(ten, *TEN_YEARS)
+            e["partitions"] = partitions_in(*TEN_YEARS)
+            e["rows_per_s"] = round(e["rows"] / e["wall_s"])
+            result["e"] = e
+        if "c" in args.only:
+            print("(c) a daily run on one month vs ten years of history", flush=True)
+            month = fresh("month")
+            history = {"one month": run_platform(month, *MONTH)}
+            daily = {"one month": median_run([run_platform(month, DAILY, DAILY) for _ in range(repeat)])}
+            ten = scratch / "ten-years"
+            if not (ten / "warehouse.duckdb").exists():
+                history["ten years"] = run_platform(fresh("ten-years"), *TEN_YEARS)
+            daily["ten years"] = median_run([run_platform(ten, DAILY, DAILY) for _ in range(repeat)])
+            result["c"] = {"daily": daily, "history_build": history,
+                           "ratio": round(daily["ten years"]["wall_s"] / daily["one month"]["wall_s"], 3)}
+        if "d" in args.only:
+            print("(d) API ingestion against the fake server's rate bound", flush=True)
+            result["d"] = bench_api(repeat)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    chart(result, args.out / "wall_time.png")
+    report = render(result)
+    (args.out / "REPORT.md").write_text(report)
+    print("\n" + report)
+
+
+def chart(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    if "c" in result:
+        points.append((1, result["c"]["daily"]["one month"]["wall_s"], "daily run"))
+        points.append((partitions_in(*MONTH), result["c"]["history_build"]["one month"]["wall_s"], "one month"))
+    if "a" in result:
+        points.append((result["a"]["partitions"], result["a"]["wall_s"], "one year (a)"))
+    if "e" in result:
+        points.append((result["e"]["partitions"], result["e"]["wall_s"], "ten years (e)"))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if points:
+        xs, ys, labels = zip(*sorted(points))
+        ax.plot(xs, ys, "o-", label="one run for the range (single-run backfill)")
+        for x, y, label in zip(xs, ys, labels):
+            ax.annotate(f"{label}: {y:.0f} s", (x, y), textcoords="offset points", xytext=(5, -12))
+    if "b" in result:
+        per_run = result["b"]["per_run_s"]
+        xs = [1, max(p[0] for p in points) if points else 260]
+        ax.plot(xs, [per_run * x for x in xs], "--", label=f"one run per partition ({per_run:.0f} s each)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("partitions in the range (weekdays)")
+    ax.set_ylabel("wall time, s")
+    ax.set_title("stock_platform: wall time against range length")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def render(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        "# stock_platform benchmark",
+        "",
+        f"{m['date']}, {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}. Embedded defaults "
+        "(synthetic market, local disk, local Spark, DuckDB); every run starts as `make run` does, "
+        "in a fresh data dir. Peak memory is the summed RSS of the run's process tree.",
+        "",
+        "| figure | measured | target |",
+        "|---|---|---|",
+    ]
+    if "a" in result:
+        a = result["a"]
+        lines.append(f"| (a) one-year single run ({a['partitions']} partitions, {a['rows']:,} rows) | "
+                     f"**{a['wall_s']:.1f} s** (runs {a['walls_s']}), {a['rows_per_s']:,} rows/s, "
+                     f"peak {a['peak_rss_gib']} GiB | {TARGETS['a']} |")
+    if "b" in result:
+        b = result["b"]
+        ratio = f", (b)/(a) = **{b['ratio_to_a']}x**" if "ratio_to_a" in b else ""
+        lines.append(f"| (b) one run per partition | {b['per_run_s']:.1f} s per run (runs {b['walls_s']}) "
+                     f"x {b['partitions']} = {b['extrapolated_s']:,.0f} s{ratio} | {TARGETS['b_over_a']} |")
+    if "c" in result:
+        c = result["c"]
+        lines.append(f"| (c) daily run, one month vs ten years of history | "
+                     f"{c['daily']['one month']['wall_s']:.1f} s vs {c['daily']['ten years']['wall_s']:.1f} s: "
+                     f"**{c['ratio']}** | {TARGETS['c']} |")
+    if "d" in result:
+        d = result["d"]
+        lines.append(f"| (d) API ingestion, {d['days']} days, {d['requests']} requests at {d['max_rps']:g}/s | "
+                     f"{d['wall_s']:.2f} s vs bound {d['bound_s']:.2f} s: **{d['ratio']}** | {TARGETS['d']} |")
+    if "e" in result:
+        e = result["e"]
+        lines.append(f"| (e) ten-year single run ({e['partitions']} partitions, {e['rows']:,} rows) | "
+                     f"**{e['wall_s']:.1f} s**, peak **{e['peak_rss_gib']} GiB** | {TARGETS['e']} |")
+    runs = [(name, result[key]) for name, key in (("(a) one year", "a"), ("(e) ten years", "e")) if key in result]
+    if "c" in result:
+        runs += [(f"(c) daily, {k} of history", v) for k, v in result["c"]["daily"].items()]
+    if runs:
+        phases = list(runs[0][1]["steps"])
+        lines += ["", "## Where the time goes (seconds)", "",
+                  "| run | " + " | ".join(phases) + " | total |", "|---" * (len(phases) + 2) + "|"]
+        for name, run in runs:
+            lines.append(f"| {name} | " + " | ".join(f"{run['steps'].get(p, 0):.1f}" for p in phases)
+                         + f" | {run['wall_s']:.1f} |")
+        lines += ["", "start-up: the CLI, Python imports, loading the definitions and recording the run "
+                  "(one planned event per partition and asset); spark jvm + resources: the local Spark "
+                  "session; each step includes recording its per-partition materializations; finish: "
+                  "the run's end and the CLI's summary."]
+    lines += ["", "![wall time against range length](wall_time.png)", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

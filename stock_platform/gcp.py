@@ -1,0 +1,214 @@
+"""Resources for STOCK_PLATFORM_ENV=gcp: the lake in GCS, the warehouse in BigQuery, Spark on
+Dataproc or Kubernetes. stock_platform.resources picks them; they live apart so that a local run
+never imports the Google and Kubernetes client libraries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import dagster as dg
+import fsspec
+from dagster_dbt import DbtCliResource
+from dagster_gcp import BigQueryResource
+from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
+from dagster_pipes.version import __version__ as dagster_pipes_version
+from dagster_pyspark.resources import spark_session_from_config
+from google.cloud import dataproc_v1, storage
+
+from stock_platform.k8s import kubernetes_spark_config
+from stock_platform.resources import (
+    DBT_PROJECT_DIR,
+    InProcessSparkResource,
+    JavaCheckedPySparkResource,
+    LakeResource,
+    SparkResource,
+    WarehouseResource,
+    dbt_executable,
+    local_spark_config,
+    require_java,
+)
+from stock_platform.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    require_value,
+)
+from stock_platform.spark import SESSION_CONFIG
+from stock_platform.spark.cleaning import RawPage
+from stock_platform.spark.dataproc_job import pages_to_json
+from stock_platform.warehouse.bigquery import BigQueryWarehouse
+
+
+class KubernetesPySparkResource(JavaCheckedPySparkResource):
+    """Spark on Kubernetes: the driver in the step pod, executors as pods. The config is built
+    when the step starts, from the pod's environment (its IP and name come from its op tags)."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        require_java()
+        self._spark_session = spark_session_from_config(kubernetes_spark_config(load_settings()))
+
+
+class GcsLakeResource(LakeResource):
+    """The lake at GCS_LAKE_URI (gs://bucket/prefix), through gcsfs with ADC."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        root = require_value("GCS_LAKE_URI", self.root, "for the lake in STOCK_PLATFORM_ENV=gcp")
+        if not root.startswith("gs://"):
+            raise SettingsError(f"GCS_LAKE_URI={root!r} is not a gs://bucket/prefix URI")
+
+
+class BigQueryWarehouseResource(WarehouseResource):
+    """`stock_raw.daily_prices` in BigQuery, through dagster-gcp's client (ADC credentials)."""
+
+    bigquery: BigQueryResource
+    raw_dataset: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        require_value("GCP_PROJECT", self.bigquery.project, "for the BigQuery warehouse")
+        require_value("BQ_LOCATION", self.bigquery.location, "for the BigQuery warehouse")
+
+    def replace_partitions(self, files_by_day: dict[dt.date, list[str]]) -> int:
+        with self.bigquery.get_client() as client:
+            return BigQueryWarehouse(client, self.raw_dataset).replace_partitions(files_by_day)
+
+    def partition_stats(self, first: dt.date, last: dt.date) -> dict[str, int]:
+        with self.bigquery.get_client() as client:
+            return BigQueryWarehouse(client, self.raw_dataset).partition_stats(first, last)
+
+    @property
+    def table_name(self) -> str:
+        return f"{self.bigquery.project}.{self.raw_dataset}.daily_prices"
+
+
+class DataprocSparkResource(SparkResource):
+    """The cleaning as a PySpark job (stock_platform/spark/dataproc_job.py) on a Dataproc cluster
+    created for the run and deleted after it, driven through Dagster Pipes (deploy/README.md,
+    "Spark on Dataproc", says why a cluster per run rather than Dataproc Serverless)."""
+
+    project: str
+    region: str
+    code_uri: str  # gs:// folder holding dataproc_job.py and stock_platform.zip (deploy step)
+    lake_uri: str  # Pipes messages go to <lake bucket>/_pipes/
+    service_account: str = ""  # the cluster VMs' identity; empty: the Compute default account
+    image_version: str = "2.2-debian12"  # Spark 3.5, Python 3.11
+    machine_type: str = "n2-standard-4"
+    num_workers: int = 2
+    max_age_s: int = 4 * 3600  # Dataproc deletes the cluster itself if this process dies
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        why = "for Spark on Dataproc (SPARK_RUNNER=dataproc)"
+        require_value("GCP_PROJECT", self.project, why)
+        require_value("DATAPROC_REGION", self.region, why)
+        require_value("DATAPROC_CODE_URI", self.code_uri, why)
+        require_value("GCS_LAKE_URI", self.lake_uri, why)
+
+    def cluster_spec(self, name: str) -> dataproc_v1.Cluster:
+        return dataproc_v1.Cluster(
+            project_id=self.project,
+            cluster_name=name,
+            labels={"app": "stock-platform"},
+            config=dataproc_v1.ClusterConfig(
+                gce_cluster_config=dataproc_v1.GceClusterConfig(
+                    service_account=self.service_account,
+                    service_account_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                    internal_ip_only=True,
+                ),
+                master_config=dataproc_v1.InstanceGroupConfig(
+                    num_instances=1, machine_type_uri=self.machine_type
+                ),
+                worker_config=dataproc_v1.InstanceGroupConfig(
+                    num_instances=self.num_workers, machine_type_uri=self.machine_type
+                ),
+                software_config=dataproc_v1.SoftwareConfig(
+                    image_version=self.image_version,
+                    # The job's Python dependencies beyond the image, at the versions Dagster uses.
+                    properties={
+                        "dataproc:pip.packages": f"dagster-pipes=={dagster_pipes_version},"
+                        f"google-cloud-storage=={storage.__version__}"
+                    },
+                ),
+                lifecycle_config=dataproc_v1.LifecycleConfig(
+                    auto_delete_ttl=dt.timedelta(seconds=self.max_age_s),
+                    idle_delete_ttl=dt.timedelta(minutes=30),
+                ),
+            ),
+        )
+
+    def job_spec(self, cluster_name: str, pages_uri: str, staging_uri: str) -> dataproc_v1.Job:
+        code = self.code_uri.rstrip("/")
+        return dataproc_v1.Job(
+            placement=dataproc_v1.JobPlacement(cluster_name=cluster_name),
+            pyspark_job=dataproc_v1.PySparkJob(
+                main_python_file_uri=f"{code}/dataproc_job.py",
+                python_file_uris=[f"{code}/stock_platform.zip"],
+                # PipesDataprocJobClient appends the Pipes bootstrap arguments.
+                args=["--pages", pages_uri, "--staging-uri", staging_uri],
+                properties=SESSION_CONFIG,
+            ),
+            labels={"app": "stock-platform"},
+        )
+
+    def _message_reader(self) -> dg.PipesMessageReader:
+        bucket = self.lake_uri.removeprefix("gs://").split("/")[0]
+        return PipesGCSMessageReader(bucket=bucket, client=storage.Client(project=self.project))
+
+    def _client_options(self) -> dict[str, str]:
+        return {"api_endpoint": f"{self.region}-dataproc.googleapis.com:443"}
+
+    def clean(self, context: dg.AssetExecutionContext, pages: list[RawPage], staging_uri: str) -> None:
+        # The page list can exceed Dataproc's argument limits: pass it as a file.
+        pages_uri = f"{staging_uri}/pages.json"
+        with fsspec.open(pages_uri, "w") as handle:
+            handle.write(pages_to_json(pages))
+        clusters = dataproc_v1.ClusterControllerClient(client_options=self._client_options())
+        name = f"stock-clean-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+        location = {"project_id": self.project, "region": self.region}
+        context.log.info(f"Creating Dataproc cluster {name} in {self.region}")
+        clusters.create_cluster(**location, cluster=self.cluster_spec(name)).result()
+        try:
+            pipes = PipesDataprocJobClient(
+                client=dataproc_v1.JobControllerClient(client_options=self._client_options()),
+                message_reader=self._message_reader(),
+            )
+            job = self.job_spec(name, pages_uri, staging_uri)
+            result = pipes.run(context=context, submit_job_params={**location, "job": job})
+            context.add_asset_metadata(dict(result.get_materialize_result().metadata))
+        finally:
+            clusters.delete_cluster(**location, cluster_name=name).result()
+
+
+def gcp_resources(settings: Settings) -> dict[str, Any]:
+    """Lake in GCS, warehouse in BigQuery, dbt target prod, Spark in-process or on Dataproc.
+
+    Credentials are never configured here: every client uses Application Default Credentials
+    (Workload Identity on GKE)."""
+    env = settings.environ
+    project, lake_uri = env.get("GCP_PROJECT", ""), env.get("GCS_LAKE_URI", "")
+    if settings.spark_runner == "dataproc":
+        spark: SparkResource = DataprocSparkResource(
+            project=project,
+            region=env.get("DATAPROC_REGION", ""),
+            code_uri=env.get("DATAPROC_CODE_URI", ""),
+            lake_uri=lake_uri,
+            service_account=env.get("DATAPROC_SERVICE_ACCOUNT", ""),
+        )
+    elif settings.spark_runner == "kubernetes":
+        spark = InProcessSparkResource(pyspark=KubernetesPySparkResource(spark_config={}))
+    else:
+        spark = InProcessSparkResource(
+            pyspark=JavaCheckedPySparkResource(spark_config=local_spark_config(settings))
+        )
+    return {
+        "lake": GcsLakeResource(root=lake_uri),
+        "spark": spark,
+        "warehouse": BigQueryWarehouseResource(
+            bigquery=BigQueryResource(project=project, location=env.get("BQ_LOCATION", "")),
+            raw_dataset=settings.raw_dataset,
+        ),
+        # profiles.yml reads GCP_PROJECT, BQ_LOCATION and BQ_ANALYTICS_DATASET; dbt names a
+        # missing one when the dbt step starts.
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, target="prod", dbt_executable=dbt_executable()),
+    }

@@ -1,0 +1,71 @@
+"""The local instance's event log storage (stock_platform/instance.py): Dagster's SQLite storage with
+its connections kept open must still record every event, share them with other processes' views,
+and wake the UI's watcher of a live run."""
+
+import threading
+
+import dagster as dg
+
+from stock_platform.cli import INSTANCE_YAML
+from stock_platform.instance import PooledSqliteEventLogStorage
+
+PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01")
+
+
+@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run())
+def upstream() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 1})
+
+
+@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run(), deps=[upstream])
+def downstream() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 2})
+
+
+def instance_at(home) -> dg.DagsterInstance:
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(home=home))
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_a_range_run_is_recorded_and_visible_to_another_instance(tmp_path):
+    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
+    writer, reader = instance_at(tmp_path), instance_at(tmp_path)  # e.g. a run and the webserver
+    assert isinstance(writer.event_log_storage, PooledSqliteEventLogStorage)
+    for _ in range(2):  # the second run reuses the open connections
+        result = job.execute_in_process(instance=writer, tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-20",
+        })
+        assert result.success
+    for key in ("upstream", "downstream"):
+        records = reader.fetch_materializations(dg.AssetKey(key), limit=100).records
+        assert len(records) == 40, key
+        assert reader.get_materialized_partitions(dg.AssetKey(key)) == set(
+            PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange("2024-01-01", "2024-01-20")))
+    assert len(reader.get_runs()) == 2
+    writer.dispose()
+    reader.dispose()
+
+
+def test_a_watcher_of_a_live_run_is_woken_by_new_events(tmp_path):
+    job = dg.Definitions(assets=[upstream]).resolve_implicit_global_asset_job_def()
+    writer, reader = instance_at(tmp_path), instance_at(tmp_path)
+    run = job.execute_in_process(instance=writer, partition_key="2024-01-02").dagster_run
+    seen, woken = [], threading.Event()
+
+    def callback(entry, cursor):
+        message = entry.dagster_event.message if entry.dagster_event else entry.user_message
+        seen.append(message)
+        if message == "still running":
+            woken.set()
+
+    cursor = str(reader.get_records_for_run(run.run_id).cursor)
+    reader.event_log_storage.watch(run.run_id, cursor, callback)
+    try:
+        writer.report_engine_event("still running", run)
+        assert woken.wait(30), f"the watcher saw only {seen}"
+    finally:
+        reader.event_log_storage.end_watch(run.run_id, callback)
+        writer.dispose()
+        reader.dispose()
