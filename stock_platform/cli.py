@@ -139,7 +139,7 @@ def summary(settings: Settings, first: dt.date, last: dt.date) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stock_platform.resources import require_java
+    from stock_platform.java import require_java
 
     settings = load_settings()
     require_java()

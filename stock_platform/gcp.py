@@ -18,6 +18,7 @@ from dagster_pipes.version import __version__ as dagster_pipes_version
 from dagster_pyspark.resources import spark_session_from_config
 from google.cloud import dataproc_v1, storage
 
+from stock_platform.java import require_java
 from stock_platform.k8s import kubernetes_spark_config
 from stock_platform.resources import (
     DBT_PROJECT_DIR,
@@ -28,7 +29,6 @@ from stock_platform.resources import (
     WarehouseResource,
     dbt_executable,
     local_spark_config,
-    require_java,
 )
 from stock_platform.settings import (
     Settings,

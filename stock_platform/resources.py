@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +16,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_pyspark import PySparkResource
 
+from stock_platform.java import require_java
 from stock_platform.lake import Lake
 from stock_platform.settings import Settings
 from stock_platform.sources import FetchedPage
@@ -172,27 +171,6 @@ class InProcessSparkResource(SparkResource):
 
     def clean(self, context: dg.AssetExecutionContext, pages: list[RawPage], staging_uri: str) -> None:
         run_cleaning(self.pyspark.spark_session, pages, staging_uri)
-
-
-def require_java(minimum: int = 17) -> None:
-    """Fail with an actionable message unless a Java runtime >= `minimum` is available."""
-    java = (
-        os.path.join(os.environ["JAVA_HOME"], "bin", "java")
-        if os.environ.get("JAVA_HOME")
-        else shutil.which("java")
-    )
-    hint = (
-        f"Spark needs Java {minimum}. Install a JDK/JRE {minimum}, e.g. "
-        f"`sudo apt-get install openjdk-{minimum}-jre-headless` (Debian/Ubuntu) or "
-        f"`brew install openjdk@{minimum}` (macOS), then put `java` on PATH or set JAVA_HOME."
-    )
-    if not java or not os.path.exists(java):
-        raise dg.Failure(f"Java was not found. {hint}")
-    output = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
-    version = output.split('"')[1] if '"' in output else ""
-    major = int(version.split(".")[1] if version.startswith("1.") else version.split(".")[0] or 0)
-    if major < minimum:
-        raise dg.Failure(f"Java {version or '?'} found at {java} is too old. {hint}")
 
 
 def dbt_executable() -> str:

@@ -1,7 +1,7 @@
 import dagster as dg
 import pytest
 
-from stock_platform.resources import require_java
+from stock_platform.java import require_java
 
 
 def test_missing_java_says_what_to_install(monkeypatch, tmp_path):
