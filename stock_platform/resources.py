@@ -161,6 +161,7 @@ class JavaCheckedPySparkResource(PySparkResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         require_java()
+        use_this_python_for_spark_workers()
         super().setup_for_execution(context)
 
 
@@ -171,6 +172,14 @@ class InProcessSparkResource(SparkResource):
 
     def clean(self, context: dg.AssetExecutionContext, pages: list[RawPage], staging_uri: str) -> None:
         run_cleaning(self.pyspark.spark_session, pages, staging_uri)
+
+
+def use_this_python_for_spark_workers() -> None:
+    """Local Spark starts its Python workers with $PYSPARK_PYTHON, else `python3` from PATH (read
+    once, when the SparkContext is created; the `spark.pyspark.python` setting does not apply to
+    a session created from Python). Run as `.venv/bin/python ...` without the venv on PATH, that
+    `python3` lacks pandas and every mapInPandas task fails: default to this interpreter."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def dbt_executable() -> str:

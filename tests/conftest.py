@@ -9,8 +9,10 @@ import pytest
 def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
-    from stock_platform.resources import local_spark_config
+    from stock_platform.resources import local_spark_config, use_this_python_for_spark_workers
     from stock_platform.settings import load_settings
+
+    use_this_python_for_spark_workers()
 
     settings = load_settings({"STOCK_PLATFORM_DATA_DIR": str(tmp_path_factory.mktemp("spark"))})
     builder = SparkSession.builder

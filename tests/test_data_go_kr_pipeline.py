@@ -10,15 +10,14 @@ import datetime as dt
 import gzip
 import io
 import logging
-from pathlib import Path
 from urllib.parse import quote
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from dagster._serdes import serialize_value
+from fixtures.data_go_kr import expected_warehouse, failure_messages, readable, run
 
 from stock_platform.definitions import build_definitions
 from stock_platform.lake import RAW, Lake
@@ -33,28 +32,6 @@ SESSIONS = [dt.date(2024, 4, d) for d in (8, 9, 11)]
 QUOTA_RUN = ("2024-04-15", "2024-04-16")
 UNPUBLISHED = "2024-04-17"  # a trading day the server has no rows for
 SERVED = SESSIONS + [dt.date(2024, 4, 15), dt.date(2024, 4, 16)]
-INT_COLUMNS = {"open": "mkp", "high": "hipr", "low": "lopr", "close": "clpr", "change": "vs",
-               "volume": "trqu", "traded_value": "trPrc", "listed_shares": "lstgStCnt",
-               "market_cap": "mrktTotAmt"}  # fmt: skip
-
-
-def run(defs, instance, first, last, raw_only=False):
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(
-        instance=instance,
-        asset_selection=[dg.AssetKey("raw_stock_prices")] if raw_only else None,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        raise_on_error=False,
-    )
-
-
-def failure_messages(result) -> str:
-    return "\n".join(
-        event.event_specific_data.error.to_string()
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE"
-    )
-
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, spark):
@@ -110,18 +87,6 @@ def platform(tmp_path_factory, spark):
         }
 
 
-def expected_warehouse(frames, days) -> pd.DataFrame:
-    wire = pd.concat([frames[day] for day in days]).astype(str)
-    expected = pd.DataFrame({
-        "trade_date": pd.to_datetime(wire["basDt"], format="%Y%m%d").dt.date,
-        "ticker": wire["srtnCd"].str.removeprefix("A"),
-        "isin": wire["isinCd"], "name": wire["itmsNm"], "market": wire["mrktCtg"],
-        **{column: wire[field].astype("int64") for column, field in INT_COLUMNS.items()},
-        "change_pct": wire["fltRt"].astype(float),
-    })  # fmt: skip
-    return expected.sort_values(["trade_date", "ticker"]).reset_index(drop=True)
-
-
 def test_full_run_succeeds_through_dbt(platform):
     result = platform["results"]["full"]
     assert result.success, failure_messages(result)
@@ -171,21 +136,6 @@ def test_unpublished_session_fails_the_partition(platform):
 
 def test_missing_key_fails_the_run_naming_the_variable(platform):
     assert 'environment variable "DATA_GO_KR_SERVICE_KEY" which is not set' in platform["no_key"]
-
-
-def readable(path: Path) -> bytes:
-    """A file's content in searchable form: gzip decompressed, Parquet and DuckDB as rows."""
-    if path.suffix == ".gz":
-        return gzip.decompress(path.read_bytes())
-    if path.suffix == ".parquet":
-        return pq.read_table(path).to_pandas().to_csv().encode()
-    if path.suffix == ".duckdb":
-        with duckdb.connect(str(path), read_only=True) as con:
-            tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
-            return b"".join(
-                con.execute(f"SELECT * FROM {s}.{t}").df().to_csv().encode() for s, t in tables
-            )
-    return path.read_bytes()
 
 
 def test_readable_finds_a_planted_key(tmp_path):

@@ -13,6 +13,9 @@ a single object for one row, "" for none), checks the service key the way the ga
 
 Every request is recorded (`requests`), with the peak number being answered at once.
 
+A day's rows are a DataFrame of wire fields, or a list of raw item objects served verbatim (keys
+missing or extra, values of any JSON type), for corpora of malformed records.
+
     with FakeDataGoKr(SyntheticMarket(7).frames(days), key, latency=(0.2, 0.5), max_rps=10) as api:
         source = DataGoKrSource(DataGoKrConfig(key, base_url=api.url, max_rps=10))
 """
@@ -25,7 +28,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -112,7 +115,7 @@ class Served:
 class FakeDataGoKr:
     def __init__(
         self,
-        frames: Mapping[dt.date, pd.DataFrame],
+        frames: Mapping[dt.date, pd.DataFrame | Sequence[dict]],
         service_key: str,
         *,
         latency: tuple[float, float] = (0.0, 0.0),
@@ -269,13 +272,18 @@ class FakeDataGoKr:
         size, page_no = int(param["numOfRows"]), int(param["pageNo"])
         frame = self.frames.get(param["basDt"])
         total = 0 if frame is None else len(frame)
-        chunk = frame.iloc[(page_no - 1) * size : page_no * size] if total else None
+        rows = frame.iloc if isinstance(frame, pd.DataFrame) else frame
+        chunk = rows[(page_no - 1) * size : page_no * size] if total else None
         if chunk is not None and drop_last:
-            chunk = chunk.iloc[:-1]
-        if chunk is None or chunk.empty:
+            chunk = chunk[:-1]
+        if chunk is None or len(chunk) == 0:
             items = None  # the API sends "items": "" for an empty page
         else:
-            items = chunk.to_json(orient="records", force_ascii=False)
+            items = (
+                chunk.to_json(orient="records", force_ascii=False)
+                if isinstance(chunk, pd.DataFrame)
+                else json.dumps(list(chunk), ensure_ascii=False, separators=(",", ":"))
+            )
             if len(chunk) == 1:
                 items = items[1:-1]  # one row comes as an object, not a list
         body = build_page(items, page_no, size, total)
