@@ -573,11 +573,7 @@ def test_the_check_warns_with_the_numbers(platform, bad_rows):
 
 def test_a_lone_surrogate_in_a_name_is_quarantined(spark, tmp_path):
     """A name with an unpaired UTF-16 surrogate (legal JSON: "\\ud800") cannot be written as
-    UTF-8. It must land in rejected/ with a reason; today the Arrow conversion inside the Spark
-    cleaning (stock_platform/spark/cleaning.py, mapInPandas) raises instead, failing the whole
-    step for every day of the run ("Failed to convert the value of the column 'itmsNm' ... to
-    Arrow type 'string'", UnicodeEncodeError: surrogates not allowed), naming neither the day,
-    the page nor the row; the raw page stays in the lake, so every re-run fails the same way."""
+    UTF-8: it lands in rejected/, escaped, with its reason, instead of failing the whole step."""
     day = BAD[0]
     body = json.dumps({"response": {
         "header": {"resultCode": "00", "resultMsg": "NORMAL SERVICE."},
@@ -589,15 +585,14 @@ def test_a_lone_surrogate_in_a_name_is_quarantined(spark, tmp_path):
     name = f"{Lake.partition_dir(RAW, day)}/v={new_version()}/page-00001.json.gz"
     lake.write_bytes(name, gzip.compress(body.encode()))
     fetched = dt.datetime(2024, 3, 29, 5, tzinfo=dt.timezone.utc)
-    try:
-        run_cleaning(spark, [RawPage(lake.uri(name), day, fetched)], str(tmp_path / "out"))
-    except Exception as exc:  # noqa: BLE001 - the known bug, reported with its cause
-        causes = [line.strip() for line in str(exc).splitlines() if "Error" in line]
-        pytest.xfail(f"known bug: the Spark cleaning raises {type(exc).__name__}: {causes[-3:]}")
+    run_cleaning(spark, [RawPage(lake.uri(name), day, fetched)], str(tmp_path / "out"))
     clean = pd.read_parquet(tmp_path / "out" / "clean")
     rejected = pd.read_parquet(tmp_path / "out" / "rejected")
     assert list(clean["ticker"]) == ["ZS0002"]
-    assert list(rejected["srtnCd"]) == ["ZS0001"] and rejected["reject_reason"].iloc[0]
+    assert list(rejected["srtnCd"]) == ["ZS0001"]
+    assert list(rejected["itmsNm"]) == ["깨진\\ud800이름"]
+    assert rejected["reject_reason"].iloc[0] == (
+        "not valid Unicode text (a lone surrogate, shown escaped) in itmsNm")
 
 
 # -- 5. secrets ----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ RAW_ROW_SCHEMA = T.StructType(
         T.StructField("_ingested_at", T.TimestampType(), False),
         T.StructField("_source", T.StringType(), False),
         T.StructField("_row", T.IntegerType(), False),
+        T.StructField("_bad_text", T.StringType(), False),
     ]
 )
 
@@ -78,11 +79,39 @@ def _items_frame(items: list[dict], partition: str, fetched_at: dt.datetime, sou
         if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
             frame[field] = column.map(_as_text)  # numbers or objects where strings belong
     frame = frame.astype(object).where(frame.notna(), None)
+    frame["_bad_text"] = _escape_unencodable(frame)
     frame["_partition"] = partition
     frame["_ingested_at"] = pd.Timestamp(fetched_at).tz_convert("UTC")
     frame["_source"] = source
     frame["_row"] = range(len(frame))
     return frame
+
+
+def _escape_unencodable(frame: pd.DataFrame) -> pd.Series:
+    """Text that cannot be UTF-8 (a lone surrogate such as "\\ud800" is legal JSON) would fail the
+    whole job in the Arrow conversion: escape it in place and name its fields per row, so that
+    validation quarantines the row."""
+    bad = pd.Series("", index=frame.index, dtype=object)
+    for field in WIRE_FIELDS:
+        values = frame[field]
+        try:
+            "".join(value for value in values if value is not None).encode("utf-8")
+            continue  # the usual case: one check per field and page
+        except UnicodeEncodeError:
+            pass
+        broken = values.map(lambda v: v is not None and not _encodes(v)).astype(bool)
+        frame.loc[broken, field] = values[broken].map(
+            lambda v: v.encode("utf-8", "backslashreplace").decode("utf-8"))
+        bad[broken] = bad[broken].map(lambda names: f"{names}, {field}" if names else field)
+    return bad
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _as_text(value) -> str | None:
@@ -116,6 +145,10 @@ def validate(raw: DataFrame) -> DataFrame:
     df = raw.select("*", *[expr.alias(name) for name, expr in typed.items()])
     c = F.col
     reasons = [_reason(c(field).isNull(), f"missing {field}") for field in WIRE_FIELDS]
+    reasons.append(_reason(
+        c("_bad_text") != "",
+        F.concat(F.lit("not valid Unicode text (a lone surrogate, shown escaped) in "), c("_bad_text")),
+    ))
     reasons += [
         _reason(
             c(field).isNotNull() & c(FIELD_TO_COLUMN[field]).isNull(),
