@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from stock_platform.assets.common import PARTITIONED, day_table, run_days
 from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.failpoints import failpoint
 from stock_platform.k8s import k8s_op_tags
 from stock_platform.lake import CLEAN, RAW, REJECTED, Lake, Manifest, new_version, parquet_rows
 from stock_platform.resources import LakeResource, SparkResource
@@ -83,6 +84,8 @@ def clean_stock_prices(
                     with store.fs.open(uri, "rb") as handle:
                         reasons.update(pq.read_table(handle, columns=["reject_reason"])
                                        .column(0).to_pylist())
+            # Earlier days are published, this one is adopted into its version but not visible.
+            failpoint(f"clean_stock_prices.before_publish:{folder}/{day}")
             store.publish(Manifest(dataset, day, version, names, counts[folder], status))
         stats[day] = {"status": status, "rows": counts["clean"], "rejected": counts["rejected"]}
     store.remove_tree(staging)
