@@ -151,6 +151,7 @@ class Chain:
     duplicates: int = 0
     runs: dict = field(default_factory=dict)  # run id -> status
     slots_left: set = field(default_factory=set)
+    staging_left: list = field(default_factory=list)  # Spark staging folders after the re-run
     reader_problems: list[str] = field(default_factory=list)
     reader_sweeps: int = 0
     reader_versions: int = 0
@@ -280,6 +281,8 @@ def run_chain(chain: Chain, points: list[KillPoint], reference: Callable[[], Ref
         path = chain.data_dir / "warehouse.duckdb"
         chain.checksums = checksums(path)
         chain.duplicates = duplicates(path)
+        staging = chain.data_dir / "lake" / "_staging"
+        chain.staging_left = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
         with instance_of(chain.data_dir) as instance:
             chain.runs = {run.run_id: run.status for run in instance.get_runs()}
             chain.slots_left = instance.event_log_storage.get_concurrency_run_ids()
@@ -382,6 +385,12 @@ def test_the_reader_never_saw_a_half_written_partition(chain):
 def test_rerun_restores_the_reference_tables(chain, chains):
     assert chain.checksums == chains["reference"].checksums
     assert (chain.rows_lost, chain.duplicates) == (0, 0)
+
+
+def test_the_rerun_collects_what_killed_runs_left_in_staging(chain):
+    """A run killed during its Spark write leaves partial Parquet in `_staging/`; once the run is
+    marked failed, the next cleaning removes it."""
+    assert chain.staging_left == []
 
 
 def test_killed_runs_are_marked_failed_and_their_pool_slots_freed(chain):
