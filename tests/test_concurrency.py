@@ -92,11 +92,11 @@ def launch_at_once(port: int, ranges) -> list[str]:
     results: list = [None] * len(ranges)
 
     def launch(index: int, first: str, last: str) -> None:
-        params = {"partitionsByAssets": [
-            {"assetKey": key, "partitions": {"range": {"start": first, "end": last}}} for key in keys
-        ]}
+        window = {"range": {"start": first, "end": last}}
+        params = {"partitionsByAssets": [{"assetKey": key, "partitions": window} for key in keys]}
         barrier.wait()
-        results[index] = graphql(port, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        launched = graphql(port, LAUNCH_BACKFILL, {"params": params})
+        results[index] = launched["launchPartitionBackfill"]
 
     threads = [threading.Thread(target=launch, args=(i, *r)) for i, r in enumerate(ranges)]
     for thread in threads:
@@ -163,7 +163,8 @@ def backfills(reference_run, tmp_path_factory):
             ids = launch_at_once(port, BACKFILLS)
             statuses = wait_for_backfills(port, ids)
             runs = {
-                backfill: graphql(port, RUNS_OF_BACKFILL, {"id": backfill})["runsOrError"]["results"]
+                backfill: graphql(port, RUNS_OF_BACKFILL, {"id": backfill})[
+                    "runsOrError"]["results"]
                 for backfill in ids
             }
         finally:
@@ -192,7 +193,8 @@ def backfills(reference_run, tmp_path_factory):
         rows_lost=rows_lost(path, ref.keys),
         duplicates=duplicates(path),
     )
-    survived = sum(status == dg.DagsterRunStatus.SUCCESS for status in result["run_status"].values())
+    run_statuses = result["run_status"].values()
+    survived = sum(status == dg.DagsterRunStatus.SUCCESS for status in run_statuses)
     record(Outcome(
         scenario="two overlapping backfills launched at once (make dev)",
         faults={"concurrent overlapping backfill": len(BACKFILLS)},
