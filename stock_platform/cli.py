@@ -20,10 +20,24 @@ from stock_platform.partitions import DAILY_PARTITIONS, SEOUL, parse_partition_k
 from stock_platform.settings import REPO_ROOT, Settings, SettingsError, load_settings
 
 DEFAULT_SESSIONS = 20
+INSTANCE_HEADER = (
+    "# Local Dagster instance for `make run` / `make dev` (written by stock_platform.cli)."
+)
 INSTANCE_YAML = """\
-# Local Dagster instance for `make run` / `make dev`, rewritten by stock_platform.cli on each start.
+{header}
+# Rewritten by the next `make run` / `make dev` while the line above is unchanged: delete it to
+# keep your own edits.
 telemetry:
   enabled: false
+# Pools (the assets' `pool=`): one step per pool at a time across all runs of this instance.
+# DuckDB allows one writing process, so the warehouse steps (load and dbt) of overlapping runs
+# take turns; `stock_api` keeps two ingests from sharing the API's rate limit. Each step claims
+# its slot when it starts and frees it when it ends (granularity op), so the rest of the runs
+# (ingest, Spark) still overlap. `dagster instance concurrency set POOL N` overrides one pool.
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: op
 # Dagster's SQLite event log, with its connections kept open (stock_platform/instance.py says why).
 event_log_storage:
   module: stock_platform.instance
@@ -31,6 +45,10 @@ event_log_storage:
   config:
     base_dir: {home}/history/runs
 """
+
+
+def instance_yaml(home: Path) -> str:
+    return INSTANCE_YAML.format(header=INSTANCE_HEADER, home=home)
 
 
 class UsageError(ValueError):
@@ -94,7 +112,11 @@ def prepare_instance(settings: Settings) -> dict[str, str]:
     """Environment for Dagster processes: the local instance lives in the data dir."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(home=home))
+    path, wanted = home / "dagster.yaml", instance_yaml(home)
+    if not path.exists() or (
+        path.read_text().startswith(INSTANCE_HEADER) and path.read_text() != wanted
+    ):
+        path.write_text(wanted)
     # The venv's bin first: dagster-dbt looks for `dbt` on PATH when it prepares the manifest.
     bin_dir = str(Path(sys.executable).parent)
     return {
@@ -105,11 +127,72 @@ def prepare_instance(settings: Settings) -> dict[str, str]:
     }
 
 
+def _alive_since(pid: int, since: float) -> bool:
+    """Whether process `pid`, which existed at epoch time `since`, still runs: not gone, not a
+    zombie, and not a newer process that reused the id (checked through /proc where it exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        # Fields after "(comm)": state is the 3rd field of the line, starttime the 22nd.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, IndexError):
+        return True  # no /proc (macOS): the id exists; assume it is the same process
+    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return fields[0] not in ("Z", "X") and started <= since + 2.0  # btime has 1 s resolution
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs whose run worker died (SIGKILL, OOM killer, power loss) as failed, and free the
+    pool slots of finished runs. Returns the ids of the runs marked failed.
+
+    Why: a run killed while a step holds a pool slot keeps that slot forever (Dagster frees it
+    when the step ends, or through a run-monitoring daemon this local instance does not have), and
+    with a limit of 1 the next run's warehouse step would wait for it forever. The killed run
+    also stays "started" in the UI. A run is dead when the process that started it (the one that
+    logged its RUN_START and executes its steps in-process) no longer exists on this machine;
+    a run in progress, e.g. a concurrent `make run`, is left alone.
+    """
+    reaped = []
+    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+        pid = starts[0].dagster_event.pid if starts else None
+        if pid is None or _alive_since(pid, starts[0].timestamp):
+            continue
+        instance.report_run_failed(
+            run, f"The run worker (pid {pid}) is gone: killed or crashed. Marked failed "
+            "by stock_platform.cli, which freed the run's pool slots; re-run the partitions."
+        )
+        reaped.append(run.run_id)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        for run_id in storage.get_concurrency_run_ids():
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return reaped
+
+
+def reap(settings: Settings) -> None:
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for run_id in reap_dead_runs(instance):
+            print(f"Run {run_id} had died (killed or crashed): marked it failed and freed its "
+                  "pool slots", file=sys.stderr, flush=True)
+
+
 def summary(settings: Settings, first: dt.date, last: dt.date) -> str:
-    import duckdb
+    from stock_platform.warehouse.duckdb import DuckDBWarehouse
 
     lines = [f"stock_platform: partitions {first} .. {last}", ""]
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    # Waits while another run writes the warehouse (one writing process at a time).
+    warehouse = DuckDBWarehouse(settings.warehouse_path, settings.raw_dataset)
+    with warehouse.connect(read_only=True) as con:
         tables = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_schema IN (?, ?) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
@@ -151,8 +234,11 @@ def run(args: argparse.Namespace) -> int:
         "--select", "*",
         "--partition-range", f"{first}...{last}",
     ]
-    result = subprocess.run(command, env=prepare_instance(settings), cwd=REPO_ROOT)
+    env = prepare_instance(settings)
+    reap(settings)  # a killed earlier run must not hold the pool slots this run needs
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT)
     if result.returncode != 0:
+        reap(settings)
         print(f"\nThe run failed (exit {result.returncode}); see the log above.", file=sys.stderr)
         return result.returncode
     print("\n" + summary(settings, first, last))
@@ -162,7 +248,9 @@ def run(args: argparse.Namespace) -> int:
 def dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     command = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", "workspace.yaml"]
-    os.execvpe(str(Path(sys.executable).parent / command[0]), command, prepare_instance(settings))
+    env = prepare_instance(settings)
+    reap(settings)
+    os.execvpe(str(Path(sys.executable).parent / command[0]), command, env)
 
 
 def main(argv: list[str] | None = None) -> int:

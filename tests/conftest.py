@@ -23,6 +23,18 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """An uninterrupted `make run` of fixtures.platform.REFERENCE_RANGE in its own data dir, started
+    in the background when first requested; `.get()` waits for it. The fault-injection tests
+    (crash recovery, concurrency) must end with exactly its tables."""
+    from fixtures.platform import ReferenceRun
+
+    run = ReferenceRun(tmp_path_factory.mktemp("reference"))
+    yield run
+    run.close()
+
+
 def pytest_terminal_summary(terminalreporter):
     """The reliability figures (issue #7), when the fault-injection tests ran."""
     from pathlib import Path

@@ -6,7 +6,7 @@ import threading
 
 import dagster as dg
 
-from stock_platform.cli import INSTANCE_YAML
+from stock_platform.cli import instance_yaml
 from stock_platform.instance import PooledSqliteEventLogStorage
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01")
@@ -24,7 +24,7 @@ def downstream() -> dg.MaterializeResult:
 
 def instance_at(home) -> dg.DagsterInstance:
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(home=home))
+    (home / "dagster.yaml").write_text(instance_yaml(home))
     return dg.DagsterInstance.from_config(str(home))
 
 

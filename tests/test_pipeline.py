@@ -6,9 +6,9 @@ import shutil
 import subprocess
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
+from fixtures.platform import MARTS, checksums, table
 
 from stock_platform.definitions import build_definitions
 from stock_platform.lake import CLEAN, RAW, REJECTED, Lake
@@ -19,14 +19,6 @@ from stock_platform.settings import load_settings
 FIRST_RUN = ("2024-04-01", "2024-04-12")
 SECOND_RUN = ("2024-04-15", "2024-04-19")
 HOLIDAY = dt.date(2024, 4, 10)
-MARTS = ["fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily"]
-TABLES = ["stock_raw.daily_prices"] + [f"stock_analytics.{mart}" for mart in MARTS]
-KEYS = {
-    "stock_raw.daily_prices": ["trade_date", "ticker"],
-    "stock_analytics.fct_daily_stock_metrics": ["trade_date", "ticker"],
-    "stock_analytics.market_daily_summary": ["trade_date", "market"],
-    "stock_analytics.top_movers_daily": ["trade_date", "market", "direction", "rank"],
-}
 
 
 def materialize_range(defs: dg.Definitions, instance, first: str, last: str):
@@ -39,16 +31,6 @@ def materialize_range(defs: dg.Definitions, instance, first: str, last: str):
         },
         raise_on_error=False,
     )
-
-
-def table(path, name: str) -> pd.DataFrame:
-    with duckdb.connect(str(path), read_only=True) as con:
-        frame = con.execute(f"SELECT * FROM {name}").df()
-    return frame.sort_values(KEYS[name]).reset_index(drop=True)
-
-
-def checksums(path) -> dict[str, int]:
-    return {name: int(pd.util.hash_pandas_object(table(path, name)).sum()) for name in TABLES}
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,17 @@ temporary data dir and Dagster home. Headless Chromium (Debian's /usr/bin/chromi
 Slow: each run of the graph starts Spark and dbt (minutes on a busy 2-core machine).
 """
 
-import contextlib
 import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster_graphql import DagsterGraphQLClient
+from fixtures.dagster_dev import graphql, make_dev
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
@@ -41,97 +36,12 @@ ONE_PARTITION = "2024-03-04"
 UI_BACKFILL = ("2024-03-05", "2024-03-07")  # Tue..Thu, all sessions
 API_BACKFILL = ("2024-03-11", "2024-03-13")  # Mon..Wed, all sessions
 RUN_TIMEOUT_S = 15 * 60
-START_TIMEOUT_S = 5 * 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-READY_QUERY = """
-{
-  workspaceOrError { ... on Workspace { locationEntries {
-    name loadStatus locationOrLoadError { __typename ... on PythonError { message } }
-  } } }
-  instance { daemonHealth { allDaemonStatuses { daemonType healthy } } }
-}
-"""
-
-
-def wait_until_ready(port: int, process: subprocess.Popen, log: Path) -> None:
-    """Until the code location is loaded and the backfill daemon reports healthy."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    last = None
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"`make dev` exited early:\n{log.read_text()[-3000:]}"
-        try:
-            data = graphql(port, READY_QUERY)
-        except OSError as exc:
-            last = exc
-        else:
-            (entry,) = data["workspaceOrError"]["locationEntries"]
-            location = entry["locationOrLoadError"] or {}
-            assert location.get("__typename") != "PythonError", location.get("message")
-            daemons = {d["daemonType"]: d["healthy"]
-                       for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
-            last = (entry["loadStatus"], daemons)
-            if location.get("__typename") == "RepositoryLocation" and daemons.get("BACKFILL"):
-                return
-        time.sleep(2)
-    pytest.fail(f"webserver/daemon not ready after {START_TIMEOUT_S}s (last: {last}):\n"
-                f"{log.read_text()[-3000:]}")
-
-
-@contextlib.contextmanager
-def make_dev(repo: Path, data_dir: Path):
-    """`make dev` (`python -m stock_platform.cli dev`, with the venv on PATH as the Makefile
-    sets it) for `repo`, on a free port; yields the port once the location and daemon are up."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "STOCK_PLATFORM_DATA_DIR": str(data_dir),
-        "STOCK_PARTITIONS_START": PARTITIONS_START,
-    }
-    port = free_port()
-    log = data_dir / "dagster-dev.log"
-    with open(log, "w") as out:
-        # Its own process group, so teardown stops the webserver, daemon and code servers with it.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stock_platform.cli", "dev", "--port", str(port)],
-            cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        wait_until_ready(port, process, log)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGINT)  # `dagster dev` shuts its services down on Ctrl-C
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):  # stragglers of this group only
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("ui")
-    with make_dev(Path(REPO_ROOT), data_dir) as port:
+    with make_dev(Path(REPO_ROOT), data_dir, STOCK_PARTITIONS_START=PARTITIONS_START) as port:
         settings = load_settings({**os.environ, "STOCK_PLATFORM_DATA_DIR": str(data_dir),
                                   "STOCK_PARTITIONS_START": PARTITIONS_START})
         yield {"port": port, "url": f"http://127.0.0.1:{port}", "settings": settings}
@@ -397,7 +307,7 @@ def test_make_dev_shows_a_new_dbt_model_on_reload(page, tmp_path):
                         ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
     shutil.copy(Path(REPO_ROOT) / "workspace.yaml", repo)
     (tmp_path / "data").mkdir()
-    with make_dev(repo, tmp_path / "data") as port:
+    with make_dev(repo, tmp_path / "data", STOCK_PARTITIONS_START=PARTITIONS_START) as port:
         url = f"http://127.0.0.1:{port}"
         open_asset_graph(page, url)
         expand_all_groups(page)

@@ -4,6 +4,7 @@ with their reasons (rejected/)."""
 
 import collections
 import datetime as dt
+import posixpath
 import uuid
 
 import dagster as dg
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 
 from stock_platform.assets.common import PARTITIONED, day_table, run_days
 from stock_platform.assets.ingestion import raw_stock_prices
+from stock_platform.failpoints import failpoint
 from stock_platform.k8s import k8s_op_tags
 from stock_platform.lake import CLEAN, RAW, REJECTED, Lake, Manifest, new_version, parquet_rows
 from stock_platform.resources import LakeResource, SparkResource
@@ -23,6 +25,30 @@ CLEAN_SCHEMA = dg.TableSchema(
         for name, bq_type, _, description in DAILY_PRICES_COLUMNS
     ]
 )
+
+
+# Spark writes a run's output here first (`<run id>-<random>/`); the cleaning then moves it into
+# new version prefixes of clean/ and rejected/ and publishes them.
+STAGING = "_staging"
+
+
+def collect_abandoned_staging(store: Lake, instance: dg.DagsterInstance) -> list[str]:
+    """Remove the staging folders of runs that have ended: a run killed during its Spark write
+    leaves its partial output there (never visible to readers, but it takes space). Folders of
+    runs in progress, or unknown to this instance, stay."""
+    store.fs.invalidate_cache(store.uri(STAGING))
+    try:
+        entries = store.fs.ls(store.uri(STAGING), detail=False)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        name = posixpath.basename(entry.rstrip("/"))
+        run = instance.get_run_by_id(name[:36])  # a run id is 36 characters
+        if run is not None and run.is_finished:
+            store.remove_tree(f"{STAGING}/{name}")
+            removed.append(name)
+    return removed
 
 
 def raw_pages(lake: Lake, days) -> list[RawPage]:
@@ -64,7 +90,7 @@ def clean_stock_prices(
     store = lake.get()
     days = run_days(context)
     pages = raw_pages(store, days)
-    staging = f"_staging/{context.run_id}-{uuid.uuid4().hex[:8]}"
+    staging = f"{STAGING}/{context.run_id}-{uuid.uuid4().hex[:8]}"
     if pages:
         spark.clean(context, pages, store.uri(staging))
 
@@ -99,9 +125,13 @@ def clean_stock_prices(
                     with store.fs.open(uri, "rb") as handle:
                         reasons.update(pq.read_table(handle, columns=["reject_reason"])
                                        .column(0).to_pylist())
+            # Earlier days are published, this one is adopted into its version but not visible.
+            failpoint(f"clean_stock_prices.before_publish:{folder}/{day}")
             store.publish(Manifest(dataset, day, version, names, counts[day, folder], status))
         stats[day] = {"status": status, "rows": counts[day, "clean"], "rejected": counts[day, "rejected"]}
     store.remove_tree(staging)
+    for name in collect_abandoned_staging(store, context.instance):
+        context.log.info(f"Removed {STAGING}/{name}, left behind by a run that was killed")
 
     rows = sum(s["rows"] for s in stats.values())
     rejected = sum(s["rejected"] for s in stats.values())

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 
 from stock_platform.assets.common import PARTITIONED, day_table, run_days
+from stock_platform.failpoints import failpoint
 from stock_platform.k8s import k8s_op_tags
 from stock_platform.lake import RAW, Manifest, new_version
 from stock_platform.partitions import SEOUL, closure_reason, is_trading_day
@@ -127,5 +128,6 @@ def _store_pages(store, writer: ThreadPoolExecutor, day: dt.date, pages) -> dict
         "total_count": pages[0].total_count,
     }
     rows = sum(p.rows for p in pages)
+    failpoint(f"raw_stock_prices.before_publish:{day}")  # pages written, day unpublished
     store.publish(Manifest(RAW, day, version, files, rows, "ok", details))
     return {"status": "ok", "pages": len(pages), "rows": rows}

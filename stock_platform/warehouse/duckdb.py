@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from stock_platform.failpoints import failpoint
 from stock_platform.warehouse.schema import COLUMN_NAMES, duckdb_create_table_sql
 
 
@@ -22,19 +23,20 @@ class DuckDBWarehouse:
         self.lock_timeout_s = lock_timeout_s
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection; waits (with backoff) while another process holds the file lock,
         since DuckDB allows one writing process at a time.
 
-        Always the default (read-write) configuration: within one process DuckDB shares the
-        database between connections only if their configurations match, and the dbt adapter
-        may hold one (dagster-dbt fetches row counts in-process)."""
+        The pipeline always uses the default (read-write) configuration: within one process
+        DuckDB shares the database between connections only if their configurations match, and
+        the dbt adapter may hold one (dagster-dbt fetches row counts in-process). `read_only`
+        is for other processes that only read (the CLI's summary)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.2
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -71,6 +73,7 @@ class DuckDBWarehouse:
                         "WHERE trade_date BETWEEN ? AND ? ORDER BY trade_date, ticker",
                         [files, first, last],
                     ).fetchone()[0]
+                failpoint("duckdb_warehouse.before_commit")  # deleted and inserted, not committed
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
