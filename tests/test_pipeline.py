@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 from fixtures.platform import MARTS, checksums, table
