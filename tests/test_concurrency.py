@@ -21,7 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from fixtures.dagster_dev import graphql, make_dev
+from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
 from fixtures.lake_reader import LakeReader, lake_problems
 from fixtures.platform import REFERENCE_RANGE, checksums, duplicates, rows_lost
 from fixtures.reliability import Outcome, record
@@ -38,21 +38,6 @@ POOLS = {
 }
 LOCK_ERROR = re.compile(r"\block\b", re.IGNORECASE)  # "Could not set lock", "Conflicting lock"
 
-ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
-BACKFILL_STATUS = """
-query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  ... on PartitionBackfill { status }
-} }
-"""
 RUNS_OF_BACKFILL = """
 query($id: String!) {
   runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {

@@ -10,14 +10,13 @@ import datetime as dt
 import gzip
 import io
 import logging
-from urllib.parse import quote
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 from dagster._serdes import serialize_value
-from fixtures.data_go_kr import expected_warehouse, failure_messages, readable, run
+from fixtures.data_go_kr import expected_warehouse, failure_messages, readable, run, use_fake_api
 
 from stock_platform.definitions import build_definitions
 from stock_platform.lake import RAW, Lake
@@ -46,14 +45,7 @@ def platform(tmp_path_factory, spark):
             FakeDataGoKr(frames, KEY, latency=(0.01, 0.05), fault_rate=0.15, seed=11, echo_key=True)
         )
         env = stack.enter_context(pytest.MonkeyPatch.context())
-        for name, value in {
-            "STOCK_PLATFORM_DATA_DIR": str(root / "data"),
-            "STOCK_SOURCE": "data_go_kr",
-            "DATA_GO_KR_BASE_URL": api.url,
-            "DATA_GO_KR_SERVICE_KEY": quote(KEY, safe=""),  # the portal's "encoding" form
-            "DATA_GO_KR_MAX_RPS": "50",
-        }.items():
-            env.setenv(name, value)
+        use_fake_api(env, root / "data", api.url, KEY, DATA_GO_KR_MAX_RPS="50")
         settings = load_settings()
         defs = build_definitions(settings)
         (root / "instance").mkdir()  # so that its sqlite files can be searched afterwards

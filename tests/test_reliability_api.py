@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import pytest
 from fixtures.data_go_kr import (
     data_go_kr_definitions,
+    use_fake_api,
     duplicate_keys,
     expected_warehouse,
     failure_messages,
@@ -262,15 +263,8 @@ def platform(tmp_path_factory, spark):
                          seed=7, echo_key=True)  # fmt: skip
         )
         env = stack.enter_context(pytest.MonkeyPatch.context())
-        for name, value in {
-            "STOCK_PLATFORM_DATA_DIR": str(root / "data"),
-            "STOCK_SOURCE": "data_go_kr",
-            "DATA_GO_KR_BASE_URL": api.url,
-            "DATA_GO_KR_SERVICE_KEY": quote(KEY, safe=""),  # the portal's "encoding" form
-            "DATA_GO_KR_MAX_RPS": "100",
-            "DATA_GO_KR_PAGE_SIZE": str(PAGE_SIZE),
-        }.items():
-            env.setenv(name, value)
+        use_fake_api(env, root / "data", api.url, KEY, DATA_GO_KR_MAX_RPS="100",
+                     DATA_GO_KR_PAGE_SIZE=str(PAGE_SIZE))
         settings = load_settings()
         defs = data_go_kr_definitions(settings, **CLIENT)
         (root / "instance").mkdir()  # so that its sqlite files can be searched afterwards

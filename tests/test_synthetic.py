@@ -148,7 +148,9 @@ def test_a_different_seed_gives_different_data(market):
     assert ours["clpr"].tolist() != theirs["clpr"].tolist()
 
 
-def test_a_range_is_simulated_once(monkeypatch):
+@pytest.fixture
+def simulated_blocks(monkeypatch) -> list[int]:
+    """The numbers of the simulation blocks computed, in order."""
     calls = []
     block = SyntheticMarket._block
 
@@ -157,6 +159,11 @@ def test_a_range_is_simulated_once(monkeypatch):
         return block(self, number, *state)
 
     monkeypatch.setattr(SyntheticMarket, "_block", counted)
+    return calls
+
+
+def test_a_range_is_simulated_once(simulated_blocks):
+    calls = simulated_blocks
     days = [dt.date(2000, 3, 2), dt.date(2001, 6, 1), dt.date(2000, 11, 1)]
     SyntheticMarket(seed=7).frames(days)
     weekdays = synthetic.weekday_ordinal(np.datetime64(max(days)), SyntheticMarket.EPOCH)
@@ -330,19 +337,12 @@ def test_listed_shares_change_now_and_then(span_table):
     assert 50 <= changing.sum() < 0.5 * len(changing)
 
 
-def test_chunks_stream_from_one_simulation_and_equal_one_fetch(monkeypatch):
+def test_chunks_stream_from_one_simulation_and_equal_one_fetch(request):
     from stock_platform.sources.synthetic_source import SyntheticSource
 
     days = [dt.date(2000, 2, 1) + dt.timedelta(days=n) for n in range(45)]
     whole = SyntheticSource(seed=7, page_size=1000).fetch_days(days)
-    calls = []
-    block = SyntheticMarket._block
-
-    def counted(self, number, *state):
-        calls.append(number)
-        return block(self, number, *state)
-
-    monkeypatch.setattr(SyntheticMarket, "_block", counted)
+    calls = request.getfixturevalue("simulated_blocks")  # count only the chunked fetch
     chunks = list(SyntheticSource(seed=7, page_size=1000).fetch_chunks(days, 10))
     assert [len(chunk) for chunk in chunks] == [10, 10, 10, 10, 5]
     merged = {day: pages for chunk in chunks for day, pages in chunk.items()}

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster_graphql import DagsterGraphQLClient
-from fixtures.dagster_dev import graphql, make_dev
+from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
@@ -251,24 +251,6 @@ def test_ui_backfills_a_range_in_one_run(server, page):
     summary.wait_for()
     summary.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "ui-market-summary-preview.png", full_page=True)
-
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
-ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
-BACKFILL_STATUS = """
-query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  ... on PartitionBackfill { status }
-} }
-"""
 
 
 def test_graphql_client_backfills_a_range_in_one_run(server):
