@@ -5,22 +5,22 @@ the OOM killer or a lost machine would do it, at an exact moment:
 
 - raw ingest (empty platform): failpoint; a day's pages are written, not yet published, and the
   day before is published;
-- Spark write (empty): Spark's `_temporary` output appears in the lake's `_staging/`; the group is
-  frozen with SIGSTOP, the moment checked again, then killed;
-- cleaning publication (empty): failpoint; the days before are published, this one is adopted
-  into its version prefix but not published;
+- Spark write (after the first re-run): Spark's `_temporary` output appears in the lake's
+  `_staging/`; the group is frozen with SIGSTOP, the moment checked again, then killed;
+- cleaning publication (after the second re-run): failpoint; the days before are published, this
+  one is adopted into its version prefix but not published;
 - warehouse load (materialized platform): failpoint; DELETE and INSERT done, COMMIT not;
 - dbt build (materialized): dbt writes the first mart's SQL to its target `run/` folder as it
   executes it (SIGSTOP, checked, killed); the other marts are not built yet.
 
-Two chains, one data dir each, run side by side: on an empty platform (the first materialization)
-and on a copy of the reference run's platform (re-materialization: the old version must stay
-visible). In a chain each run re-runs the same range after the previous kill, and the chain ends
-with a run to completion, which must leave tables identical (content checksums) to the
-uninterrupted reference run. After every kill: every lake manifest's files exist and hold exactly
-its rows, no partition published before the run has disappeared, DuckDB opens, and each warehouse
-table's per-day counts for the range are those before the run or those of the reference (never a
-partial range). All along, a reader thread reads the lake through its manifests and must never see
+Two chains, one data dir each, run side by side: one starting from an empty platform (the first
+materialization) and one on a copy of the reference run's platform (re-materialization: the old
+version must stay visible). After each kill the same range is re-run to completion, which must
+leave tables identical (content checksums) to the uninterrupted reference run; the chain's next
+kill then hits a run over that materialized range. After every kill: every lake manifest's files
+exist and hold exactly its rows, no partition published before the run has disappeared, DuckDB
+opens, and each warehouse table's per-day counts for the range are those before the run or those
+of the reference (never a partial range). All along, a reader thread reads the lake through its manifests and must never see
 a half-written partition. The warehouse is checked at each kill rather than polled: a second
 process opening the DuckDB file would itself take the lock the pipeline's writers need.
 """
@@ -137,6 +137,8 @@ class Kill:
     pools_at_kill: dict = field(default_factory=dict)  # pool -> [(run id, step)] holding a slot
     evidence: dict = field(default_factory=dict)  # what an outside probe saw at the kill
     attempts: int = 1  # runs it took to catch the moment (outside probes only)
+    rerun_exit: int | None = None  # the re-run of the same range right after this kill
+    rerun_checksums: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -272,13 +274,18 @@ def run_chain(chain: Chain, points: list[KillPoint], reference: Callable[[], Ref
     reader = LakeReader(chain.data_dir / "lake")
     reader.start()
     try:
+        path = chain.data_dir / "warehouse.duckdb"
         for index, point in enumerate(points):
             log = chain.data_dir.parent / f"{chain.name}-{index}.log"
-            chain.kills.append(kill_at(chain, point, log))
-        log = chain.data_dir.parent / f"{chain.name}-final.log"
-        chain.final_exit = wait_for(start_cli_run(chain.data_dir, FIRST, LAST, log), log)
-        chain.final_log = log.read_text(errors="replace")
-        path = chain.data_dir / "warehouse.duckdb"
+            kill = kill_at(chain, point, log)
+            chain.kills.append(kill)
+            # After each kill, the same range re-run to completion.
+            log = chain.data_dir.parent / f"{chain.name}-{index}-rerun.log"
+            kill.rerun_exit = wait_for(start_cli_run(chain.data_dir, FIRST, LAST, log), log)
+            chain.final_exit, chain.final_log = kill.rerun_exit, log.read_text(errors="replace")
+            if kill.rerun_exit != 0:
+                break
+            kill.rerun_checksums = checksums(path)
         chain.checksums = checksums(path)
         chain.duplicates = duplicates(path)
         staging = chain.data_dir / "lake" / "_staging"
@@ -302,8 +309,9 @@ def run_chain(chain: Chain, points: list[KillPoint], reference: Callable[[], Ref
 
 
 def record_chain(chain: Chain, scenario: str, ref: Reference) -> None:
-    restored = chain.error is None and chain.final_exit == 0 and chain.checksums == ref.checksums
-    runs = sum(kill.attempts for kill in chain.kills) + (chain.final_exit is not None)
+    restored = chain.error is None and all(
+        kill.rerun_exit == 0 and kill.rerun_checksums == ref.checksums for kill in chain.kills)
+    runs = sum(kill.attempts + (kill.rerun_exit is not None) for kill in chain.kills)
     record(Outcome(
         scenario=scenario,
         faults={kill.point.fault: 1 for kill in chain.kills},
@@ -329,8 +337,8 @@ def chains(reference_run, tmp_path_factory):
         shutil.copytree(ref.data_dir, again.data_dir, ignore=shutil.ignore_patterns("spark-tmp"))
         run_chain(again, [WAREHOUSE_LOAD, DBT_BUILD], reference_run.get)
         first.result()
-    record_chain(empty, "SIGKILL on an empty platform, then re-run", ref)
-    record_chain(again, "SIGKILL while re-materializing, then re-run", ref)
+    record_chain(empty, "SIGKILL from an empty platform, re-run after each kill", ref)
+    record_chain(again, "SIGKILL while re-materializing, re-run after each kill", ref)
     print(f"\ncrash chains: empty {empty.seconds:.0f}s, re-materialize {again.seconds:.0f}s, "
           f"module {time.monotonic() - started:.0f}s (reference included)")
     return {"empty": empty, "rematerialize": again, "reference": ref}
@@ -382,8 +390,13 @@ def test_the_reader_never_saw_a_half_written_partition(chain):
     assert chain.reader_sweeps > 10 and chain.reader_versions > 0  # it did read, all along
 
 
-def test_rerun_restores_the_reference_tables(chain, chains):
-    assert chain.checksums == chains["reference"].checksums
+def test_each_kill_is_followed_by_a_rerun_restoring_the_reference_tables(chain, chains):
+    reference = chains["reference"].checksums
+    assert [(k.point.fault, k.rerun_exit) for k in chain.kills] == [
+        (k.point.fault, 0) for k in chain.kills]
+    for kill in chain.kills:
+        assert kill.rerun_checksums == reference, kill.point.fault
+    assert chain.checksums == reference
     assert (chain.rows_lost, chain.duplicates) == (0, 0)
 
 
