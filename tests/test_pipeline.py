@@ -77,8 +77,10 @@ def test_holiday_is_market_closed(platform):
         dg.AssetKey("raw_stock_prices"), limit=100
     ).records
     closed = [r for r in raw_event if r.partition_key == HOLIDAY.isoformat()][0]
-    metadata = closed.asset_materialization.metadata
-    assert HOLIDAY.isoformat() in metadata["market_closed_days"].value
+    metadata = closed.asset_materialization.metadata  # the partition's own figures
+    assert metadata["market_closed"].value is True
+    assert metadata["status"].value.startswith("market closed (")
+    assert metadata["dagster/row_count"].value == 0
     prices = table(settings.warehouse_path, "stock_raw.daily_prices")
     assert HOLIDAY not in set(prices["trade_date"].dt.date)
 
@@ -120,7 +122,7 @@ def test_materializations_carry_metadata(platform):
     def latest(key):
         return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
 
-    assert latest(["raw_stock_prices"])["rows"].value > 0
+    assert latest(["raw_stock_prices"])["dagster/row_count"].value > 0
     clean = latest(["clean_stock_prices"])
     assert clean["rejected_rows"].value == 0
     assert clean["lake_path"].value.endswith("clean/stock_prices")

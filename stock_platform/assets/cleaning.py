@@ -10,7 +10,7 @@ import uuid
 import dagster as dg
 import pyarrow.parquet as pq
 
-from stock_platform.assets.common import PARTITIONED, day_table, run_days
+from stock_platform.assets.common import PARTITIONED, record_days, run_days
 from stock_platform.assets.ingestion import raw_stock_prices
 from stock_platform.failpoints import failpoint
 from stock_platform.k8s import k8s_op_tags
@@ -128,22 +128,22 @@ def clean_stock_prices(
             # Earlier days are published, this one is adopted into its version but not visible.
             failpoint(f"clean_stock_prices.before_publish:{folder}/{day}")
             store.publish(Manifest(dataset, day, version, names, counts[day, folder], status))
-        stats[day] = {"status": status, "rows": counts[day, "clean"], "rejected": counts[day, "rejected"]}
+        stats[day] = {"status": status, "dagster/row_count": counts[day, "clean"],
+                      "rejected_rows": counts[day, "rejected"]}
     store.remove_tree(staging)
     for name in collect_abandoned_staging(store, context.instance):
         context.log.info(f"Removed {STAGING}/{name}, left behind by a run that was killed")
 
-    rows = sum(s["rows"] for s in stats.values())
-    rejected = sum(s["rejected"] for s in stats.values())
+    rows = sum(s["dagster/row_count"] for s in stats.values())
+    rejected = sum(s["rejected_rows"] for s in stats.values())
     top_reasons = {reason: count for reason, count in reasons.most_common(20)}
+    record_days(context, stats)
+    context.log.info(f"Published {rows} clean and {rejected} rejected rows for {len(days)} days")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
-            "rejected_rows": rejected,
             "lake_path": dg.MetadataValue.path(store.uri(CLEAN)),
             "rejected_path": dg.MetadataValue.path(store.uri(REJECTED)),
             "dagster/column_schema": CLEAN_SCHEMA,
-            "days": day_table(stats),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
-from stock_platform.assets.common import PARTITIONED, day_table, run_days
+from stock_platform.assets.common import PARTITIONED, record_days, run_days
 from stock_platform.failpoints import failpoint
 from stock_platform.k8s import k8s_op_tags
 from stock_platform.lake import RAW, Manifest, new_version
@@ -61,7 +61,8 @@ def raw_stock_prices(
     for day in days:
         if closed[day]:
             store.publish(Manifest(RAW, day, new_version(), [], 0, "market_closed", {"reason": closed[day]}))
-            stats[day] = {"status": f"market closed ({closed[day]})", "pages": 0, "rows": 0}
+            stats[day] = {"status": f"market closed ({closed[day]})", "market_closed": True,
+                          "pages": 0, "dagster/row_count": 0}
     # zlib releases the GIL: compress and write pages in parallel (on GCS, uploads overlap too).
     with ThreadPoolExecutor(max_workers=4) as writer:
         # A chunk of sessions at a time: a ten-year backfill never holds all its pages in memory.
@@ -93,17 +94,13 @@ def raw_stock_prices(
             ),
             allow_retries=True,
         )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": sum(s["rows"] for s in stats.values()),
-            "pages": sum(s["pages"] for s in stats.values()),
-            "sessions": len(sessions),
-            "market_closed_days": [d.isoformat() for d in days if closed[d]],
-            "market_closed": len(sessions) == 0,
-            "lake_path": dg.MetadataValue.path(store.uri(RAW)),
-            "days": day_table(stats),
-        }
+    record_days(context, stats)
+    context.log.info(
+        f"Stored {sum(s['dagster/row_count'] for s in stats.values())} rows in "
+        f"{sum(s['pages'] for s in stats.values())} pages for {len(sessions)} sessions "
+        f"({len(days) - len(sessions)} days market closed)"
     )
+    return dg.MaterializeResult(metadata={"lake_path": dg.MetadataValue.path(store.uri(RAW))})
 
 
 def _store_pages(store, writer: ThreadPoolExecutor, day: dt.date, pages) -> dict[str, object]:
@@ -130,4 +127,4 @@ def _store_pages(store, writer: ThreadPoolExecutor, day: dt.date, pages) -> dict
     rows = sum(p.rows for p in pages)
     failpoint(f"raw_stock_prices.before_publish:{day}")  # pages written, day unpublished
     store.publish(Manifest(RAW, day, version, files, rows, "ok", details))
-    return {"status": "ok", "pages": len(pages), "rows": rows}
+    return {"status": "ok", "market_closed": False, "pages": len(pages), "dagster/row_count": rows}
