@@ -16,9 +16,11 @@ from stock_platform.lake import CLEAN, RAW, REJECTED, Lake
 from stock_platform.resources import DBT_PROJECT_DIR, dbt_executable
 from stock_platform.settings import load_settings
 
-# Two consecutive runs; 2024-04-10 (22nd National Assembly election) is a KRX holiday.
+# Two consecutive range runs, then a daily run; 2024-04-10 (22nd National Assembly election) is a
+# KRX holiday.
 FIRST_RUN = ("2024-04-01", "2024-04-12")
-SECOND_RUN = ("2024-04-15", "2024-04-19")
+SECOND_RUN = ("2024-04-15", "2024-04-18")
+DAILY_RUN = ("2024-04-19", "2024-04-19")
 HOLIDAY = dt.date(2024, 4, 10)
 
 
@@ -42,7 +44,7 @@ def platform(tmp_path_factory, spark):
         settings = load_settings()
         defs = build_definitions(settings)
         with dg.instance_for_test() as instance:
-            results = [materialize_range(defs, instance, *run) for run in (FIRST_RUN, SECOND_RUN)]
+            results = [materialize_range(defs, instance, *run) for run in (FIRST_RUN, SECOND_RUN, DAILY_RUN)]
             yield {"settings": settings, "defs": defs, "instance": instance, "results": results}
 
 
@@ -131,10 +133,16 @@ def test_materializations_carry_metadata(platform):
     warehouse = latest(["stock_raw", "daily_prices"])
     assert warehouse["dagster/table_name"].value == "stock_raw.daily_prices"
     for mart in ["fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily"]:
-        metadata = latest(["stock_analytics", mart])
+        metadata = latest(["stock_analytics", mart])  # from the daily run
         assert metadata["dagster/row_count"].value > 0, mart
         assert "dagster/column_schema" in metadata, mart
         assert "dagster/column_lineage" in metadata, mart
+        # A range run records row counts but not the columns, in each partition's event.
+        [in_range] = [r.asset_materialization.metadata for r in instance.fetch_materializations(
+            dg.AssetKey(["stock_analytics", mart]), limit=100).records
+            if r.partition_key == SECOND_RUN[1]]
+        assert in_range["dagster/row_count"].value > 0, mart
+        assert "dagster/column_lineage" not in in_range, mart
     lineage = latest(["stock_analytics", "fct_daily_stock_metrics"])["dagster/column_lineage"]
     deps = lineage.value.deps_by_column["ma_20"]
     assert [(d.asset_key.to_user_string(), d.column_name) for d in deps] == [
@@ -149,8 +157,8 @@ def test_market_summary_carries_a_preview_of_the_last_day(platform):
     with duckdb.connect(str(platform["settings"].warehouse_path), read_only=True) as con:
         listings = dict(con.execute(
             "SELECT market, listings FROM stock_analytics.market_daily_summary "
-            "WHERE trade_date = ?", [SECOND_RUN[1]]).fetchall())
-    assert preview.startswith(f"**Market summary {SECOND_RUN[1]}**"), preview
+            "WHERE trade_date = ?", [DAILY_RUN[1]]).fetchall())
+    assert preview.startswith(f"**Market summary {DAILY_RUN[1]}**"), preview
     rows = [line for line in preview.splitlines() if line.startswith("| KO")]
     assert [row.split(" | ")[:2] for row in rows] == [
         [f"| {market}", f"{listings[market]:,}"] for market in sorted(listings)]

@@ -53,7 +53,11 @@ def dbt_vars(window: dg.TimeWindow) -> dict[str, str]:
 def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     window = dbt_vars(context.partition_time_window)
     invocation = dbt.cli(["build", "--vars", json.dumps(window)], context=context)
-    events = invocation.stream().fetch_row_counts().fetch_column_metadata()
+    events = invocation.stream().fetch_row_counts()
+    if len(context.partition_keys) == 1:
+        # Column types and column lineage on daily runs. A backfill would copy them into every
+        # partition's event: 9 s per year of range for metadata the next daily run records anyway.
+        events = events.fetch_column_metadata()
     # The summary's output (and its checks, in order) waits until dbt has released the warehouse:
     # the preview reads it, and a DuckDB file has a single writer.
     held = []
