@@ -10,11 +10,14 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_pyspark import PySparkResource
+from dagster_pyspark.resources import spark_session_from_config
+from pydantic import PrivateAttr
 
 from stock_platform.java import require_java
 from stock_platform.lake import Lake
@@ -157,12 +160,25 @@ class SparkResource(dg.ConfigurableResource):
 
 
 class JavaCheckedPySparkResource(PySparkResource):
-    """dagster-pyspark's session; says what to install when Java is missing."""
+    """dagster-pyspark's session, started in the background; says what to install when Java is
+    missing."""
+
+    _starting: Future | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         require_java()
         use_this_python_for_spark_workers()
-        super().setup_for_execution(context)
+        # Spark's JVM takes 6-8 s to start: it starts while the run's first step (the ingest)
+        # works, and the first use of the session waits for it (and raises its error, if any).
+        starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start")
+        self._starting = starter.submit(spark_session_from_config, self.spark_config)
+        starter.shutdown(wait=False)
+
+    @property
+    def spark_session(self) -> Any:
+        if self._spark_session is None and self._starting is not None:
+            self._spark_session = self._starting.result()
+        return self._spark_session
 
 
 class InProcessSparkResource(SparkResource):
@@ -196,6 +212,9 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
         "spark.driver.memory": "4g",
         **SESSION_CONFIG,
         "spark.sql.shuffle.partitions": "8",
+        # List the raw pages on the driver: beyond 32 paths Spark lists them in a job with one task
+        # per page, 7 s for a year's 732 pages on the local disk.
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
         "spark.ui.enabled": "false",
         "spark.local.dir": str(settings.data_dir / "spark-tmp"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}",

@@ -105,7 +105,7 @@ def test_the_dataproc_job_request_for_a_range():
             args=["--pages", f"{STAGING}/pages.json", "--staging-uri", STAGING],
             properties={
                 "spark.sql.session.timeZone": "UTC",
-                "spark.sql.adaptive.enabled": "true",
+                "spark.sql.adaptive.enabled": "false",
                 "spark.sql.execution.arrow.pyspark.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
             },

@@ -391,7 +391,7 @@ def test_kubernetes_spark_config_key_by_key():
         "spark.kubernetes.executor.deleteOnTermination": "true",
         "spark.dynamicAllocation.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
-        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
         "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",

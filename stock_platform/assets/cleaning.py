@@ -5,6 +5,7 @@ with their reasons (rejected/)."""
 import collections
 import datetime as dt
 import posixpath
+import time
 import uuid
 
 import dagster as dg
@@ -92,7 +93,9 @@ def clean_stock_prices(
     pages = raw_pages(store, days)
     staging = f"{STAGING}/{context.run_id}-{uuid.uuid4().hex[:8]}"
     if pages:
+        started = time.monotonic()
         spark.clean(context, pages, store.uri(staging))
+        context.log.info(f"Spark cleaned {len(pages)} pages in {time.monotonic() - started:.1f} s")
 
     # Every raw row must come out exactly once, clean or rejected: check before publishing.
     staged = {

@@ -26,7 +26,7 @@ PARTITION_COLUMN = "dt"  # the lake's partition folder name: dt=YYYY-MM-DD
 RAW_ROW_SCHEMA = T.StructType(
     [T.StructField(field, T.StringType()) for field in WIRE_FIELDS]
     + [
-        T.StructField("_partition", T.StringType(), False),
+        T.StructField(PARTITION_COLUMN, T.StringType(), False),  # the day of the page
         T.StructField("_ingested_at", T.TimestampType(), False),
         T.StructField("_source", T.StringType(), False),
         T.StructField("_row", T.IntegerType(), False),
@@ -74,7 +74,7 @@ def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
 _RAW_ARROW_SCHEMA = pa.schema(
     [pa.field(field, pa.string()) for field in WIRE_FIELDS]
     + [
-        pa.field("_partition", pa.string(), False),
+        pa.field(PARTITION_COLUMN, pa.string(), False),
         pa.field("_ingested_at", pa.timestamp("us", tz="UTC"), False),
         pa.field("_source", pa.string(), False),
         pa.field("_row", pa.int32(), False),
@@ -174,8 +174,8 @@ def validate(raw: DataFrame) -> DataFrame:
             F.concat(F.lit("basDt is not a YYYYMMDD date: "), _quoted(c("basDt"))),
         ),
         _reason(
-            c("trade_date") != F.to_date(c("_partition")),
-            F.concat(F.lit("basDt "), c("basDt"), F.lit(" is not the partition date "), c("_partition")),
+            c("trade_date") != F.to_date(c(PARTITION_COLUMN)),
+            F.concat(F.lit("basDt "), c("basDt"), F.lit(" is not the partition date "), c(PARTITION_COLUMN)),
         ),
         _reason(
             c("srtnCd").isNotNull() & ~c("ticker").rlike("^[0-9A-Z]{6}$"),
@@ -213,11 +213,12 @@ def check(raw: DataFrame, num_partitions: int) -> DataFrame:
     """Validated, deduplicated rows with `reject_reason` and the partition column `dt`.
 
     Duplicates of (trade_date, ticker) keep the latest-ingested valid row; the others are rejected
-    as duplicates. Rows are hash-partitioned by day once, which serves both the deduplication
-    window and the per-day write (one file per day, no second shuffle).
+    as duplicates. Rows are hash-partitioned by day once, and sorted once by (dt, ticker, ...):
+    that serves the deduplication window and the per-day write (one file per day, rows by
+    ticker) with no second shuffle or sort.
     """
-    checked = validate(raw.repartition(num_partitions, "_partition"))
-    latest_first = Window.partitionBy("_partition", "ticker").orderBy(
+    checked = validate(raw.repartition(num_partitions, PARTITION_COLUMN))
+    latest_first = Window.partitionBy(PARTITION_COLUMN, "ticker").orderBy(
         (F.col("reject_reason") != "").asc(),
         F.col("_ingested_at").desc(),
         F.col("_source").desc(),
@@ -228,7 +229,7 @@ def check(raw: DataFrame, num_partitions: int) -> DataFrame:
         "reject_reason",
         F.when(duplicate, F.lit("duplicate (trade_date, ticker): a later-ingested row was kept"))
         .otherwise(F.col("reject_reason")),
-    ).withColumn(PARTITION_COLUMN, F.col("_partition"))
+    )
 
 
 def split(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
