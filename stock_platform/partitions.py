@@ -8,10 +8,14 @@ closures announced at short notice (election days, temporary holidays).
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
+import json
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+
+from stock_platform.cache import cache_dir, write_atomically
 
 SEOUL = ZoneInfo("Asia/Seoul")
 PARTITION_FORMAT = "%Y-%m-%d"
@@ -34,11 +38,25 @@ def daily_partitions(start: str) -> dg.TimeWindowPartitionsDefinition:
 
 
 @lru_cache(maxsize=1)
-def _xkrx():
-    # Imported lazily: building the calendar takes seconds and must not slow down code loading.
-    import exchange_calendars
+def _xkrx_sessions() -> tuple[dt.date, dt.date, frozenset[dt.date]]:
+    """(first, last, all) XKRX sessions from CALENDAR_START.
 
-    return exchange_calendars.get_calendar("XKRX", start=CALENDAR_START.isoformat())
+    Building exchange-calendars' XKRX takes about 3 s (its lunar holidays), in every process that
+    needs it; its sessions are kept in the user's cache. Its last session is a year ahead of
+    today, so an entry holds for the day it was built on."""
+    version = importlib.metadata.version("exchange-calendars")
+    path = cache_dir() / f"xkrx-sessions-{version}-from-{CALENDAR_START}-on-{dt.date.today()}.json"
+    try:
+        sessions = [dt.date.fromisoformat(day) for day in json.loads(path.read_text())]
+    except (OSError, ValueError):
+        import exchange_calendars  # imported here: it takes a second to import
+
+        calendar = exchange_calendars.get_calendar("XKRX", start=CALENDAR_START.isoformat())
+        sessions = [session.date() for session in calendar.sessions]
+        for stale in path.parent.glob("xkrx-sessions-*.json"):
+            stale.unlink(missing_ok=True)
+        write_atomically(path, json.dumps([day.isoformat() for day in sessions]).encode())
+    return sessions[0], sessions[-1], frozenset(sessions)
 
 
 def closure_reason(day: dt.date) -> str | None:
@@ -47,13 +65,12 @@ def closure_reason(day: dt.date) -> str | None:
         return "weekend"
     if day in EXTRA_HOLIDAYS:
         return EXTRA_HOLIDAYS[day]
-    calendar = _xkrx()
-    first, last = calendar.first_session.date(), calendar.last_session.date()
+    first, last, sessions = _xkrx_sessions()
     if not first <= day <= last:
         raise ValueError(
             f"{day} is outside the XKRX calendar ({first} .. {last}); upgrade exchange-calendars"
         )
-    if not calendar.is_session(day.isoformat()):
+    if day not in sessions:
         return "KRX holiday"
     return None
 

@@ -88,3 +88,32 @@ def test_defaults(tmp_path):
         "local", "synthetic", 1000, 30.0)
     assert settings.warehouse_path == tmp_path / "warehouse.duckdb"
     assert settings.base_url.endswith("/GetStockSecuritiesInfoService_V2/getStockPriceInfo_V2")
+
+
+def test_the_session_list_is_cached_per_day_and_rebuilt_when_unreadable(tmp_path, monkeypatch):
+    import exchange_calendars
+
+    from stock_platform import partitions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    stale = tmp_path / "stock_platform" / "xkrx-sessions-0.0-from-2000-01-01-on-2000-01-01.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("[]")
+    partitions._xkrx_sessions.cache_clear()
+    built = partitions._xkrx_sessions()
+    [entry] = (tmp_path / "stock_platform").glob("xkrx-sessions-*.json")  # the stale one is gone
+    assert str(dt.date.today()) in entry.name
+    calendar = exchange_calendars.get_calendar("XKRX", start="2000-01-01")
+    assert built[2] == frozenset(s.date() for s in calendar.sessions)
+
+    # The next process reads the entry instead of building the calendar.
+    monkeypatch.setattr(exchange_calendars, "get_calendar", None)
+    partitions._xkrx_sessions.cache_clear()
+    assert partitions._xkrx_sessions() == built
+
+    entry.write_text('["2024-01-0')  # cut short: rebuilt, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    partitions._xkrx_sessions.cache_clear()
+    assert partitions._xkrx_sessions() == built
+    partitions._xkrx_sessions.cache_clear()
