@@ -14,12 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
+import pyspark
 from dagster_dbt import DbtCliResource
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 from pydantic import PrivateAttr
 
-from stock_platform.java import require_java
+from stock_platform.java import class_data_sharing_flags, require_java
 from stock_platform.lake import Lake
 from stock_platform.settings import Settings
 from stock_platform.sources import FetchedPage
@@ -217,7 +218,10 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
         "spark.ui.enabled": "false",
         "spark.local.dir": str(settings.data_dir / "spark-tmp"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}",
+        "spark.driver.extraJavaOptions": " ".join(
+            [f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}", *class_data_sharing_flags(
+                f"{pyspark.__version__}:{os.path.dirname(pyspark.__file__)}")]
+        ),
     }
 
 

@@ -1,7 +1,11 @@
+import os
+import subprocess
+import time
+
 import dagster as dg
 import pytest
 
-from stock_platform.java import require_java
+from stock_platform.java import DUMP_SETTLED_S, class_data_sharing_flags, java_executable, require_java
 
 
 def test_missing_java_says_what_to_install(monkeypatch, tmp_path):
@@ -26,3 +30,29 @@ def test_too_old_java_is_named(monkeypatch, tmp_path):
 
 def test_the_installed_java_passes():
     require_java()  # Java 17 is a documented prerequisite of `make run` and `make test`
+
+
+def test_class_data_sharing_archives_on_the_first_run_and_maps_on_the_next(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    [first] = class_data_sharing_flags("spark-x")
+    assert first.startswith("-XX:ArchiveClassesAtExit=") and first.endswith(f".{os.getpid()}.dump")
+    dump = first.split("=", 1)[1]
+    # A real JVM dumps the classes it loaded when it exits normally.
+    subprocess.run([java_executable(), first, "-version"], check=True, capture_output=True)
+    assert os.path.getsize(dump) > 0
+
+    # One run dumps; the runs that start meanwhile go without. A dump is adopted only once it
+    # has settled: it may still be being written.
+    assert class_data_sharing_flags("spark-x") == []
+    settled = time.time() - DUMP_SETTLED_S - 1
+    os.utime(dump, (settled, settled))
+    [mapped] = class_data_sharing_flags("spark-x")
+    archive = mapped.split("=", 1)[1]
+    assert mapped.startswith("-XX:SharedArchiveFile=") and not os.path.exists(dump)
+    assert not os.path.exists(f"{archive}.claim")
+    # -Xshare:on fails the JVM unless it can map the archive.
+    subprocess.run([java_executable(), mapped, "-Xshare:on", "-version"], check=True, capture_output=True)
+
+    # Another classpath gets an archive of its own.
+    [other] = class_data_sharing_flags("spark-y")
+    assert other.startswith("-XX:ArchiveClassesAtExit=") and archive not in other
