@@ -219,7 +219,10 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
         "spark.ui.enabled": "false",
         "spark.local.dir": str(settings.data_dir / "spark-tmp"),
         "spark.driver.extraJavaOptions": " ".join(
-            [f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}", *class_data_sharing_flags(
+            # G1PeriodicGCInterval: an idle JVM returns its heap to the system (the session stays
+            # up while the warehouse load and dbt run after the cleaning).
+            [f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}", "-XX:G1PeriodicGCInterval=5000",
+             *class_data_sharing_flags(
                 f"{pyspark.__version__}:{os.path.dirname(pyspark.__file__)}")]
         ),
     }
