@@ -60,11 +60,11 @@ def class_data_sharing_flags(classpath_id: str) -> list[str]:
     stat = os.stat(real)
     key = hashlib.sha256(f"{real}:{stat.st_mtime_ns}:{stat.st_size}:{classpath_id}".encode())
     archive = cache_dir() / f"spark-classes-{key.hexdigest()[:16]}.jsa"
+    if " " in str(archive):
+        return []  # spark.driver.extraJavaOptions is split on spaces
     _adopt_finished_dump(archive)
     if archive.exists():
         return [f"-XX:SharedArchiveFile={archive}"]
-    if " " in str(archive):
-        return []  # spark.driver.extraJavaOptions is split on spaces
     # Dumping takes the exiting JVM 30-60 CPU-s: one run dumps (under a name of its own), the
     # runs that start meanwhile go without.
     if not _claim(Path(f"{archive}.claim")):
@@ -92,8 +92,14 @@ def _claim(claim: Path) -> bool:
 
 
 def _adopt_finished_dump(archive: Path) -> None:
-    dumps = sorted(archive.parent.glob(f"{archive.name}.*.dump"), key=lambda p: p.stat().st_mtime)
-    settled = [d for d in dumps if time.time() - d.stat().st_mtime > DUMP_SETTLED_S and d.stat().st_size]
+    settled = []
+    for dump in archive.parent.glob(f"{archive.name}.*.dump"):
+        try:
+            stat = dump.stat()
+        except OSError:
+            continue  # adopted or removed by a concurrent run
+        if time.time() - stat.st_mtime > DUMP_SETTLED_S and stat.st_size:
+            settled.append(dump)
     for dump in settled:
         try:
             if archive.exists():
