@@ -18,6 +18,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from stock_platform.sources.wire import FIELD_TO_COLUMN, MARKETS, WIRE_FIELDS, parse_page
 
@@ -71,16 +72,7 @@ def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
     return files.select("path", "content").mapInArrow(parse, RAW_ROW_SCHEMA)
 
 
-_RAW_ARROW_SCHEMA = pa.schema(
-    [pa.field(field, pa.string()) for field in WIRE_FIELDS]
-    + [
-        pa.field(PARTITION_COLUMN, pa.string(), False),
-        pa.field("_ingested_at", pa.timestamp("us", tz="UTC"), False),
-        pa.field("_source", pa.string(), False),
-        pa.field("_row", pa.int32(), False),
-        pa.field("_bad_text", pa.string(), False),
-    ]
-)
+_RAW_ARROW_SCHEMA = to_arrow_schema(RAW_ROW_SCHEMA)  # what the parser's batches must match
 
 
 def _items_batch(items: list[dict], partition: str, fetched_at: dt.datetime, source: str) -> pa.RecordBatch:
