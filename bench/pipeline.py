@@ -72,7 +72,7 @@ class PeakMemory(threading.Thread):
             for process in processes:
                 try:
                     total += process.memory_full_info().pss
-                except psutil.NoSuchProcess:
+                except psutil.Error:  # gone, or (unlike RSS) its smaps not readable
                     pass
             self.peak = max(self.peak, total)
 
