@@ -69,3 +69,63 @@ def test_a_watcher_of_a_live_run_is_woken_by_new_events(tmp_path):
         reader.event_log_storage.end_watch(run.run_id, callback)
         writer.dispose()
         reader.dispose()
+
+
+RANGE_TAGS = {"dagster/asset_partition_range_start": "2024-01-01",
+              "dagster/asset_partition_range_end": "2024-01-20"}
+
+
+def test_a_range_run_writes_its_planned_events_and_materializations_in_batches(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
+    instance = instance_at(tmp_path)
+    batches = []
+    store_batch = instance.event_log_storage.store_event_batch
+    monkeypatch.setattr(instance.event_log_storage, "store_event_batch",
+                        lambda events: (batches.append([e.dagster_event_type for e in events]), store_batch(events)))
+    assert job.execute_in_process(instance=instance, tags=RANGE_TAGS).success
+    planned, materialized = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION
+    # One batch of the 40 planned events, then one of 20 materializations per step.
+    assert [(len(batch), set(batch)) for batch in batches] == [
+        (40, {planned}), (20, {materialized}), (20, {materialized})]
+    for key in ("upstream", "downstream"):
+        assert len(instance.get_materialized_partitions(dg.AssetKey(key))) == 20
+    instance.dispose()
+
+
+def test_a_failed_batch_commits_nothing_and_its_events_are_written_once_each(tmp_path, monkeypatch):
+    job = dg.Definitions(assets=[upstream]).resolve_implicit_global_asset_job_def()
+    instance = instance_at(tmp_path)
+    storage = instance.event_log_storage
+    store_event, writes = storage.store_event, []
+
+    def store_event_failing_in_a_batch(event):
+        writes.append(event)
+        if storage._batch.current is not None and len(writes) == 5:
+            raise OSError("disk I/O error")  # mid-batch, after four events were written
+        store_event(event)
+
+    monkeypatch.setattr(storage, "store_event", store_event_failing_in_a_batch)
+    run = job.execute_in_process(instance=instance, tags=RANGE_TAGS).dagster_run
+    planned = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    assert len(planned) == 20  # the four written before the error were rolled back
+    assert len(instance.fetch_materializations(dg.AssetKey("upstream"), limit=100).records) == 20
+    instance.dispose()
+
+
+def test_asset_events_do_not_open_a_database_engine_each(tmp_path, monkeypatch):
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+
+    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
+    instance = instance_at(tmp_path)
+    assert job.execute_in_process(instance=instance, partition_key="2024-01-01").success  # warm
+    engines = []
+    create_engine = sqlite_event_log.create_engine
+    monkeypatch.setattr(sqlite_event_log, "create_engine",
+                        lambda *args, **kwargs: engines.append(args) or create_engine(*args, **kwargs))
+    assert job.execute_in_process(instance=instance, tags=RANGE_TAGS).success
+    # Dagster's SQLite storage asks whether the asset tag table exists with a new engine per
+    # asset event (40 here); the answer is kept.
+    assert engines == []
+    instance.dispose()
