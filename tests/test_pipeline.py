@@ -8,6 +8,7 @@ import subprocess
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from fixtures.platform import MARTS, checksums, table
 
@@ -102,6 +103,12 @@ def test_lake_layout_and_warehouse_parity(platform):
         assert clean.rows == per_day[day] and clean.files[0].endswith(".zstd.parquet")
         assert lake.manifest(REJECTED, day).rows == 0
     assert 2500 <= per_day.min() and per_day.max() <= 2900
+    # Every column chunk zstd, none dictionary-encoded (write_partitioned says why).
+    first_file = lake.uri(f"{lake.partition_dir(CLEAN, sessions[0])}/{lake.manifest(CLEAN, sessions[0]).files[0]}")
+    row_group = pq.ParquetFile(first_file).metadata.row_group(0)
+    chunks = [row_group.column(i) for i in range(row_group.num_columns)]
+    assert {chunk.compression for chunk in chunks} == {"ZSTD"}
+    assert not any(chunk.has_dictionary_page for chunk in chunks)
 
 
 def test_checks_pass_and_are_recorded(platform):
