@@ -11,7 +11,6 @@ from typing import Any
 
 import dagster as dg
 import fsspec
-from dagster_dbt import DbtCliResource
 from dagster_gcp import BigQueryResource
 from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
 from dagster_pipes.version import __version__ as dagster_pipes_version
@@ -25,6 +24,7 @@ from stock_platform.resources import (
     InProcessSparkResource,
     JavaCheckedPySparkResource,
     LakeResource,
+    ProjectDbtCliResource,
     SparkResource,
     WarehouseResource,
     dbt_executable,
@@ -210,5 +210,5 @@ def gcp_resources(settings: Settings) -> dict[str, Any]:
         ),
         # profiles.yml reads GCP_PROJECT, BQ_LOCATION and BQ_ANALYTICS_DATASET; dbt names a
         # missing one when the dbt step starts.
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, target="prod", dbt_executable=dbt_executable()),
+        "dbt": ProjectDbtCliResource(project_dir=DBT_PROJECT_DIR, target="prod", dbt_executable=dbt_executable()),
     }

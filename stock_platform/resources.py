@@ -7,10 +7,12 @@ resource interfaces below, never on a concrete backend.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from typing import Any
 
 import dagster as dg
@@ -18,6 +20,7 @@ import pyspark
 from dagster_dbt import DbtCliResource
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
+from packaging.version import Version
 from pydantic import PrivateAttr
 
 from stock_platform.java import class_data_sharing_flags, require_java
@@ -205,6 +208,20 @@ def dbt_executable() -> str:
     return beside if os.path.exists(beside) else "dbt"
 
 
+class ProjectDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt resource, minus a second dbt process per run.
+
+    Before every invocation dagster-dbt runs `dbt --version` to learn the version: a dbt start-up
+    plus a PyPI lookup of the latest release, 3-5 s of each run. When the executable is the dbt
+    installed beside this interpreter, its version is the installed dbt-core package's."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        if os.path.realpath(self.dbt_executable) == os.path.realpath(dbt_executable()):
+            return Version(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+
 def local_spark_config(settings: Settings) -> dict[str, Any]:
     return {
         "spark.master": "local[*]",
@@ -258,5 +275,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "warehouse": DuckDBWarehouseResource(
             path=str(settings.warehouse_path), raw_dataset=settings.raw_dataset
         ),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, target="local", dbt_executable=dbt_executable()),
+        "dbt": ProjectDbtCliResource(project_dir=DBT_PROJECT_DIR, target="local", dbt_executable=dbt_executable()),
     }

@@ -58,3 +58,25 @@ def test_every_step_declares_its_pod_resources_as_op_tags():
         resources = json.loads(tags["dagster-k8s/config"])["container_config"]["resources"]
         assert set(resources) == {"requests", "limits"}, key
         assert {"cpu", "memory"} <= set(resources["requests"]), key
+
+
+def test_the_dbt_resource_knows_the_dbt_version_without_starting_dbt(monkeypatch):
+    import re
+    import subprocess
+
+    import dagster_dbt.core.resource
+    from packaging.version import Version
+
+    from stock_platform.resources import DBT_PROJECT_DIR, ProjectDbtCliResource, dbt_executable
+
+    printed = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True).stdout
+    installed = Version(re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed).group(1))
+    probes = []
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output",
+                        lambda command: probes.append(command) or printed.encode())
+    assert isinstance(defs.resources["dbt"], ProjectDbtCliResource)
+    assert defs.resources["dbt"]._cli_version == installed
+    assert probes == []
+    # Another dbt (here: one found on PATH by name) is still asked.
+    assert ProjectDbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable="dbt")._cli_version == installed
+    assert probes == [["dbt", "--version"]]

@@ -69,7 +69,7 @@ def test_the_gcp_code_location_loads_without_network(tmp_path):
         "lake": "GcsLakeResource",
         "spark": "DataprocSparkResource",
         "warehouse": "BigQueryWarehouseResource",
-        "dbt": "DbtCliResource",
+        "dbt": "ProjectDbtCliResource",
     }
     assert loaded["dbt_target"] == "prod"
     assert {"raw_stock_prices", "clean_stock_prices", "stock_raw/daily_prices"} <= set(loaded["assets"])
