@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stock_platform.sources.wire import WireFormatError, build_page, parse_page
+from stock_platform.sources.wire import WIRE_FIELDS, WireFormatError, build_page, item_columns, parse_page
 
 ITEM = {"basDt": "20240102", "srtnCd": "005930", "fltRt": "-.19", "clpr": "79600"}
 
@@ -56,3 +56,57 @@ def test_built_pages_parse_back():
     page = parse_page(build_page(items, page_no=2, num_of_rows=1, total_count=3))
     assert (page.result_code, page.page_no, page.total_count, page.items) == ("00", 2, 3, [ITEM])
     assert parse_page(build_page(None, 1, 1000, 0)).items == []
+
+
+FULL_ITEM = {field: f"{field}-value" for field in WIRE_FIELDS}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        envelope({"item": [FULL_ITEM, ITEM, FULL_ITEM]}),  # the usual page; missing fields are None
+        envelope({"item": [{**FULL_ITEM, "extra": "x"}, {**ITEM, "clpr": None}]}),
+        envelope({"item": [{**ITEM, "clpr": 79600}]}),  # a number where a string belongs
+        envelope({"item": [{**ITEM, "itmsNm": {"ko": "x"}}]}),
+        envelope({"item": ITEM}),
+        envelope({"item": []}),
+        envelope(""),
+        envelope(...),
+        envelope({"item": ""}),
+        '{"response": {"header": {}, "body": {"items": {"item": [{"srtnCd": "1", "srtnCd": "2"}]}}}}',
+        '{"response": {"header": {}, "body": {"items": {"item": [{"itmsNm": "\\ud800"}]}}}}',
+        '{"response": {"header": {}, "body": {"items": {"item": [{"clpr": NaN}]}}}}',
+        '{"response": {"header": {}, "body": null}}',
+        '{"response": {"header": {}, "body": {"pageNo": "2", "items": {"item": [{"basDt": "x"}]}}}}',
+        '\ufeff{"response": {"header": {}, "body": {"items": {"item": [{"basDt": "x"}]}}}}',
+    ],
+)
+def test_item_columns_are_parse_page_items_transposed(body):
+    expected = [[item.get(field) for item in parse_page(body.encode()).items] for field in WIRE_FIELDS]
+    assert item_columns(body.encode()) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<OpenAPI_ServiceResponse>",
+        '{"response": {"header": {}, "body": {"items": 5}}}',
+        '{"response": {"header": {}, "body": {"items": {"item": [1]}}}}',
+        '{"response": {"header": {}, "body": {"totalCount": "x", "items": {"item": []}}}}',
+        '{"response": {"header": {}, "body": {"items": {"item": [{"basDt": "x"}]}}',  # truncated
+    ],
+)
+def test_item_columns_fail_as_parse_page_does(body):
+    with pytest.raises(WireFormatError) as expected:
+        parse_page(body.encode(), where="raw/dt=2024-01-02/page-00001")
+    with pytest.raises(WireFormatError) as error:
+        item_columns(body.encode(), where="raw/dt=2024-01-02/page-00001")
+    assert str(error.value) == str(expected.value)
+
+
+def test_the_usual_page_is_decoded_without_parse_page(monkeypatch):
+    import stock_platform.sources.wire as wire
+
+    body = build_page(json.dumps([FULL_ITEM, ITEM], ensure_ascii=False), 1, 1000, 2).encode()
+    monkeypatch.setattr(wire, "parse_page", lambda *args, **kwargs: pytest.fail("slow path taken"))
+    assert item_columns(body) == [[FULL_ITEM[field], ITEM.get(field)] for field in WIRE_FIELDS]

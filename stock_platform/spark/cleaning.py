@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from stock_platform.sources.wire import FIELD_TO_COLUMN, MARKETS, WIRE_FIELDS, parse_page
+from stock_platform.sources.wire import FIELD_TO_COLUMN, MARKETS, WIRE_FIELDS, item_columns
 
 PARTITION_COLUMN = "dt"  # the lake's partition folder name: dt=YYYY-MM-DD
 
@@ -64,8 +64,8 @@ def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
         for batch in batches:
             for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
                 partition, fetched_at = by_key[page_key(path)]
-                items = parse_page(gzip.decompress(content), where=path).items
-                yield _items_batch(items, partition, fetched_at, posixpath.basename(path))
+                columns = item_columns(gzip.decompress(content), where=path)
+                yield _items_batch(columns, partition, fetched_at, posixpath.basename(path))
 
     files = spark.read.format("binaryFile").load([page.uri for page in pages])
     # Arrow in and out: no pandas frame per page (a third of the parse's CPU went to pandas).
@@ -75,11 +75,14 @@ def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
 _RAW_ARROW_SCHEMA = to_arrow_schema(RAW_ROW_SCHEMA)  # what the parser's batches must match
 
 
-def _items_batch(items: list[dict], partition: str, fetched_at: dt.datetime, source: str) -> pa.RecordBatch:
-    rows = len(items)
+def _items_batch(
+    values: list[list], partition: str, fetched_at: dt.datetime, source: str
+) -> pa.RecordBatch:
+    """One page's rows: `values` holds a column per WIRE_FIELDS entry (wire.item_columns)."""
+    rows = len(values[0])
     columns, bad_text = [], [""] * rows
-    for field in WIRE_FIELDS:
-        column, broken = _text_column([item.get(field) for item in items])
+    for field, column_values in zip(WIRE_FIELDS, values):
+        column, broken = _text_column(column_values)
         columns.append(column)
         for row in broken:
             bad_text[row] = f"{bad_text[row]}, {field}" if bad_text[row] else field
