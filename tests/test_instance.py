@@ -129,3 +129,39 @@ def test_asset_events_do_not_open_a_database_engine_each(tmp_path, monkeypatch):
     # asset event (40 here); the answer is kept.
     assert engines == []
     instance.dispose()
+
+
+@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run(),
+          check_specs=[dg.AssetCheckSpec("positive", asset="checked")])
+def checked() -> dg.MaterializeResult:
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="positive", passed=True)])
+
+
+def test_planned_checks_are_recorded_as_dagster_records_them(tmp_path):
+    """The pooled storage writes planned check rows its own (faster) way: the rows must be the
+    ones Dagster's SQLite storage writes."""
+    import sqlite3
+
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster._serdes import deserialize_value
+
+    job = dg.Definitions(assets=[checked]).resolve_implicit_global_asset_job_def()
+    rows = {}
+    (tmp_path / "dagster").mkdir()
+    for name, instance in [("pooled", instance_at(tmp_path / "pooled")),
+                           ("dagster", dg.DagsterInstance.local_temp(str(tmp_path / "dagster")))]:
+        assert type(instance.event_log_storage) is (
+            PooledSqliteEventLogStorage if name == "pooled" else SqliteEventLogStorage)
+        run = job.execute_in_process(instance=instance, tags=RANGE_TAGS).dagster_run
+        index = instance.event_log_storage.path_for_shard("index")
+        with sqlite3.connect(index) as con:
+            found = con.execute(
+                "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event "
+                "FROM asset_check_executions ORDER BY partition").fetchall()
+        rows[name] = [(*row[:3], row[3] == run.run_id, row[4],
+                       deserialize_value(row[5]).dagster_event.event_type_value if row[5] else None)
+                      for row in found]
+        instance.dispose()
+    planned = [row for row in rows["pooled"] if row[4] == "PLANNED"]
+    assert len({row[2] for row in planned}) == len(planned) == 20  # a row per partition
+    assert rows["pooled"] == rows["dagster"]
