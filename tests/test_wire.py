@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from stock_platform.sources.wire import WIRE_FIELDS, WireFormatError, build_page, item_columns, parse_page
+from stock_platform.sources.wire import (
+    WIRE_FIELDS,
+    WireFormatError,
+    build_page,
+    item_columns,
+    items_json,
+    parse_page,
+)
 
 ITEM = {"basDt": "20240102", "srtnCd": "005930", "fltRt": "-.19", "clpr": "79600"}
 
@@ -110,3 +117,11 @@ def test_the_usual_page_is_decoded_without_parse_page(monkeypatch):
     body = build_page(json.dumps([FULL_ITEM, ITEM], ensure_ascii=False), 1, 1000, 2).encode()
     monkeypatch.setattr(wire, "parse_page", lambda *args, **kwargs: pytest.fail("slow path taken"))
     assert item_columns(body) == [[FULL_ITEM[field], ITEM.get(field)] for field in WIRE_FIELDS]
+
+
+def test_items_json_is_the_api_s_compact_json():
+    rows = [FULL_ITEM, {**FULL_ITEM, "itmsNm": '삼성 "우" \\ /\n\t\u0001', "clpr": None}]
+    columns = [[row[field] for row in rows] for field in WIRE_FIELDS]
+    assert items_json(columns) == json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    assert parse_page(build_page(items_json(columns), 1, 1000, 2).encode()).items == rows
+    assert items_json([[] for _ in WIRE_FIELDS]) == "[]"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from stock_platform.partitions import SEOUL
 from stock_platform.sources import FetchedPage
 from stock_platform.sources.synthetic import SyntheticMarket
-from stock_platform.sources.wire import build_page
+from stock_platform.sources.wire import WIRE_FIELDS, build_page, items_json
 
 # The simulated market closes at 15:30 KST and its data is "fetched" at 18:00 KST the same day.
 # A fixed, simulated clock keeps re-runs byte-identical (ingested_at included).
@@ -53,10 +53,11 @@ class SyntheticSource:
             body = build_page(None, page_no=1, num_of_rows=self.page_size, total_count=0)
             return [FetchedPage(1, body.encode(), fetched_at, 0, 0)]
         total = len(frame)
+        columns = [frame[field].tolist() for field in WIRE_FIELDS]
         pages = []
         for page_no, start in enumerate(range(0, total, self.page_size), start=1):
-            chunk = frame.iloc[start : start + self.page_size]
-            items = chunk.to_json(orient="records", force_ascii=False)
+            stop = min(start + self.page_size, total)
+            items = items_json([column[start:stop] for column in columns])
             body = build_page(items, page_no, self.page_size, total)
-            pages.append(FetchedPage(page_no, body.encode(), fetched_at, len(chunk), total))
+            pages.append(FetchedPage(page_no, body.encode(), fetched_at, stop - start, total))
         return pages
