@@ -86,8 +86,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             with self._engine(shard).connect() as conn:
                 with conn.begin():
                     yield conn
-            if shard != INDEX_SHARD_NAME:
-                os.utime(self.path_for_shard(shard))  # wakes the UI's watcher of this run
+            self._wake_watchers(shard)
 
     def has_table(self, table_name: str) -> bool:
         """Dagster asks before every asset event's tag insert, each time through a new engine and
@@ -110,8 +109,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 finally:
                     self._batch.current = None
         for shard in batch.connections:
-            if shard != INDEX_SHARD_NAME:
-                os.utime(self.path_for_shard(shard))  # wakes the UI's watcher of this run
+            self._wake_watchers(shard)
+
+    def _wake_watchers(self, shard: str) -> None:
+        """Touch a run's .db file after a write: the UI's watcher of that run looks at it."""
+        if shard != INDEX_SHARD_NAME:
+            os.utime(self.path_for_shard(shard))
 
     def _store_asset_check_evaluation_planned(self, event, event_id: int | None) -> None:
         """Dagster's own rows (one per planned partition), with the event serialized once instead
