@@ -4,11 +4,16 @@ A change to any of these is a change users see in the UI; it should show up here
 """
 
 import json
+import re
+import subprocess
 
 import dagster as dg
+import dagster_dbt.core.resource
+from packaging.version import Version
 
 from stock_platform.definitions import defs
 from stock_platform.partitions import DAILY_PARTITIONS
+from stock_platform.resources import DBT_PROJECT_DIR, ProjectDbtCliResource, dbt_executable
 
 GRAPH = {
     # key: (parents, group, kinds, pools)
@@ -61,14 +66,6 @@ def test_every_step_declares_its_pod_resources_as_op_tags():
 
 
 def test_the_dbt_resource_knows_the_dbt_version_without_starting_dbt(monkeypatch):
-    import re
-    import subprocess
-
-    import dagster_dbt.core.resource
-    from packaging.version import Version
-
-    from stock_platform.resources import DBT_PROJECT_DIR, ProjectDbtCliResource, dbt_executable
-
     printed = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True).stdout
     installed = Version(re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed).group(1))
     probes = []

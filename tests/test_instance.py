@@ -2,9 +2,13 @@
 its connections kept open must still record every event, share them with other processes' views,
 and wake the UI's watcher of a live run."""
 
+import sqlite3
 import threading
 
 import dagster as dg
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._serdes import deserialize_value
 
 from stock_platform.cli import instance_yaml
 from stock_platform.instance import PooledSqliteEventLogStorage
@@ -115,8 +119,6 @@ def test_a_failed_batch_commits_nothing_and_its_events_are_written_once_each(tmp
 
 
 def test_asset_events_do_not_open_a_database_engine_each(tmp_path, monkeypatch):
-    from dagster._core.storage.event_log.sqlite import sqlite_event_log
-
     job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
     instance = instance_at(tmp_path)
     assert job.execute_in_process(instance=instance, partition_key="2024-01-01").success  # warm
@@ -140,11 +142,6 @@ def checked() -> dg.MaterializeResult:
 def test_planned_checks_are_recorded_as_dagster_records_them(tmp_path):
     """The pooled storage writes planned check rows its own (faster) way: the rows must be the
     ones Dagster's SQLite storage writes."""
-    import sqlite3
-
-    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-    from dagster._serdes import deserialize_value
-
     job = dg.Definitions(assets=[checked]).resolve_implicit_global_asset_job_def()
     rows = {}
     (tmp_path / "dagster").mkdir()
