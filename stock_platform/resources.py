@@ -27,7 +27,7 @@ from stock_platform.java import class_data_sharing_flags, require_java
 from stock_platform.lake import Lake
 from stock_platform.settings import Settings
 from stock_platform.sources import FetchedPage
-from stock_platform.spark import SESSION_CONFIG
+from stock_platform.spark import JIT_OPTIONS, SESSION_CONFIG
 from stock_platform.spark.cleaning import RawPage, run_cleaning
 from stock_platform.warehouse.duckdb import DuckDBWarehouse
 
@@ -239,6 +239,7 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
             # G1PeriodicGCInterval: an idle JVM returns its heap to the system (the session stays
             # up while the warehouse load and dbt run after the cleaning).
             [f"-Dderby.system.home={settings.data_dir / 'spark-tmp'}", "-XX:G1PeriodicGCInterval=5000",
+             JIT_OPTIONS,
              *class_data_sharing_flags(
                 f"{pyspark.__version__}:{os.path.dirname(pyspark.__file__)}")]
         ),

@@ -108,6 +108,7 @@ def test_the_dataproc_job_request_for_a_range():
                 "spark.sql.adaptive.enabled": "false",
                 "spark.sql.execution.arrow.pyspark.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
+                "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
             },
         ),
         labels={"app": "stock-platform"},

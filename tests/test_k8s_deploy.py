@@ -394,6 +394,7 @@ def test_kubernetes_spark_config_key_by_key():
         "spark.sql.adaptive.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
         "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
         "spark.hadoop.fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
         "spark.hadoop.fs.gs.project.id": "stock-prod",

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from stock_platform.lake import Lake, new_version
+from stock_platform.spark import JIT_OPTIONS
 from stock_platform.spark.cleaning import RawPage, run_cleaning
 from stock_platform.sources.wire import WIRE_FIELDS
 
@@ -126,3 +127,10 @@ def test_output_is_zstd_parquet_with_the_contract_schema(cleaned):
     assert str(schema.field("ingested_at").type) == "timestamp[us, tz=UTC]"
     assert str(schema.field("volume").type) == "int64"
     assert "wire" not in WIRE_FIELDS  # sanity: field list is the API's
+
+
+def test_the_local_jvm_jit_compiles_the_validation_s_huge_generated_method(spark):
+    # Without the flag HotSpot interprets any method over 8,000 bytes of bytecode, such as the one
+    # Spark generates for `validate` (stock_platform/spark/__init__.py).
+    arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert JIT_OPTIONS in arguments
