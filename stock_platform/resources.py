@@ -234,6 +234,8 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
         # per page, 7 s for a year's 732 pages on the local disk.
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
         "spark.ui.enabled": "false",
+        # The workers import this venv's pyspark instead of Spark's copy in pyspark.zip (see there).
+        "spark.python.daemon.module": "stock_platform.spark.worker_daemon",
         "spark.local.dir": str(settings.data_dir / "spark-tmp"),
         "spark.driver.extraJavaOptions": " ".join(
             # G1PeriodicGCInterval: an idle JVM returns its heap to the system (the session stays

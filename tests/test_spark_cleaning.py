@@ -5,6 +5,7 @@ import gzip
 import json
 
 import pandas as pd
+import pyspark
 import pytest
 
 from stock_platform.lake import Lake, new_version
@@ -134,3 +135,20 @@ def test_the_local_jvm_jit_compiles_the_validation_s_huge_generated_method(spark
     # Spark generates for `validate` (stock_platform/spark/__init__.py).
     arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert JIT_OPTIONS in arguments
+
+
+def test_python_workers_import_the_installed_pyspark_not_spark_s_archives(spark):
+    # Each task re-reads the directory of every archive imported from (worker_daemon.py).
+    def imported_from(_):
+        import sys
+        import zipimport
+
+        import pyspark
+
+        archives = [key for key, finder in sys.path_importer_cache.items()
+                    if isinstance(finder, zipimport.zipimporter)]
+        yield pyspark.__file__, archives
+
+    [(pyspark_file, archives)] = spark.sparkContext.parallelize([0], 1).mapPartitions(imported_from).collect()
+    assert pyspark_file == pyspark.__file__
+    assert archives == []
