@@ -2,6 +2,7 @@
 its connections kept open must still record every event, share them with other processes' views,
 and wake the UI's watcher of a live run."""
 
+import datetime
 import sqlite3
 import threading
 
@@ -9,6 +10,7 @@ import dagster as dg
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import deserialize_value
+from dagster._time import datetime_from_timestamp
 
 from stock_platform.cli import instance_yaml
 from stock_platform.instance import PooledSqliteEventLogStorage
@@ -162,3 +164,37 @@ def test_planned_checks_are_recorded_as_dagster_records_them(tmp_path):
     planned = [row for row in rows["pooled"] if row[4] == "PLANNED"]
     assert len({row[2] for row in planned}) == len(planned) == 20  # a row per partition
     assert rows["pooled"] == rows["dagster"]
+
+
+def test_a_batch_leaves_the_asset_key_rows_dagster_leaves(tmp_path, monkeypatch):
+    """The pooled storage writes each asset's row once per batch, from the batch's last events:
+    the rows must be the ones Dagster's per-event writes leave, and a materialization serialized
+    for it once per asset, not once per partition."""
+    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
+    rows, serialized = {}, []
+    (tmp_path / "dagster").mkdir()
+    for name, instance in [("pooled", instance_at(tmp_path / "pooled")),
+                           ("dagster", dg.DagsterInstance.local_temp(str(tmp_path / "dagster")))]:
+        storage = instance.event_log_storage
+        entry_values = storage._get_asset_entry_values
+        monkeypatch.setattr(storage, "_get_asset_entry_values", lambda event, *args: (
+            serialized.append(name) if event.dagster_event.is_step_materialization else None,
+            entry_values(event, *args))[1])
+        run = job.execute_in_process(instance=instance, tags=RANGE_TAGS).dagster_run
+        with sqlite3.connect(storage.path_for_shard("index")) as con:
+            found = con.execute(
+                "SELECT asset_key, last_materialization, last_run_id, last_materialization_timestamp "
+                "FROM asset_keys ORDER BY asset_key").fetchall()
+        rows[name] = []
+        for key, last, run_id, timestamp in found:
+            record = deserialize_value(last)
+            entry = record.event_log_entry
+            rows[name].append((key, entry.dagster_event.partition, entry.dagster_event_type,
+                               run_id == run.run_id, datetime.datetime.fromisoformat(timestamp)
+                               == datetime_from_timestamp(entry.timestamp).replace(tzinfo=None)))
+        instance.dispose()
+    assert rows["pooled"] == [
+        ('["downstream"]', "2024-01-20", dg.DagsterEventType.ASSET_MATERIALIZATION, True, True),
+        ('["upstream"]', "2024-01-20", dg.DagsterEventType.ASSET_MATERIALIZATION, True, True)]
+    assert rows["pooled"] == rows["dagster"]
+    assert serialized.count("dagster") == 40 and serialized.count("pooled") == 2
