@@ -233,6 +233,10 @@ def local_spark_config(settings: Settings) -> dict[str, Any]:
         # List the raw pages on the driver: beyond 32 paths Spark lists them in a job with one task
         # per page, 7 s for a year's 732 pages on the local disk.
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
+        # Opening a local file costs far less than the 4 MB Spark assumes: a task reads about 120
+        # raw pages instead of 32 (ten years: 62 tasks instead of 231, and the read and parse took
+        # 39.7 s instead of 52.0 s).
+        "spark.sql.files.openCostInBytes": str(1024 * 1024),
         "spark.ui.enabled": "false",
         # The workers import this venv's pyspark instead of Spark's copy in pyspark.zip (see there).
         "spark.python.daemon.module": "stock_platform.spark.worker_daemon",
