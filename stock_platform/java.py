@@ -69,7 +69,9 @@ def class_data_sharing_flags(classpath_id: str) -> list[str]:
     # runs that start meanwhile go without.
     if not _claim(Path(f"{archive}.claim")):
         return []
-    return [f"-XX:ArchiveClassesAtExit={archive}.{os.getpid()}.dump"]
+    # Without -Xlog:cds=off the dump prints a warning per class it cannot archive (some 850 lines
+    # of Spark's generated and signed-jar classes) into the run's output.
+    return [f"-XX:ArchiveClassesAtExit={archive}.{os.getpid()}.dump", "-Xlog:cds=off"]
 
 
 def _claim(claim: Path) -> bool:
