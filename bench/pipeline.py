@@ -82,7 +82,7 @@ def run_platform(data_dir: Path, first: str, last: str, partition_only: bool = F
     env = {**os.environ, "STOCK_PLATFORM_DATA_DIR": str(data_dir)}
     if partition_only:
         from stock_platform.cli import prepare_instance
-        from stock_platform.settings import load_settings
+        from stock_platform.platform.settings import load_settings
 
         env = prepare_instance(load_settings(env))
         command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
@@ -137,7 +137,7 @@ def warehouse_rows(data_dir: Path) -> int:
 
 
 def partitions_in(first: str, last: str) -> int:
-    from stock_platform.partitions import DAILY_PARTITIONS
+    from stock_platform.platform.calendars import DAILY_PARTITIONS
 
     keys = DAILY_PARTITIONS.get_partition_keys()
     return keys.index(last) - keys.index(first) + 1
@@ -157,8 +157,8 @@ def backfill(fresh, name: str, span: tuple[str, str], repeat: int) -> dict:
 def bench_api(repeat: int) -> dict:
     from api_ingest import ingest
 
-    from stock_platform.partitions import trading_sessions
-    from stock_platform.sources.synthetic import SyntheticMarket
+    from stock_platform.platform.calendars import trading_sessions
+    from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
 
     args = argparse.Namespace(latency=[0.2, 0.5], max_rps=10.0, page_size=1000)
     days = trading_sessions(dt.date(2024, 1, 2), dt.date(2024, 3, 31))[:40]

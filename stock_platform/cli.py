@@ -16,8 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from stock_platform.partitions import DAILY_PARTITIONS, SEOUL, parse_partition_key, trading_sessions
-from stock_platform.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from stock_platform.platform.calendars import DAILY_PARTITIONS, SEOUL, parse_partition_key, trading_sessions
+from stock_platform.platform.settings import REPO_ROOT, Settings, SettingsError, load_settings
 
 DEFAULT_SESSIONS = 20
 INSTANCE_HEADER = (
@@ -187,7 +187,7 @@ def reap(settings: Settings) -> None:
 
 
 def summary(settings: Settings, first: dt.date, last: dt.date) -> str:
-    from stock_platform.warehouse.duckdb import DuckDBWarehouse
+    from stock_platform.platform.warehouse.duckdb import DuckDBWarehouse
 
     lines = [f"stock_platform: partitions {first} .. {last}", ""]
     # Waits while another run writes the warehouse (one writing process at a time).
@@ -222,7 +222,7 @@ def summary(settings: Settings, first: dt.date, last: dt.date) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stock_platform.java import require_java
+    from stock_platform.platform.spark import require_java
 
     settings = load_settings()
     require_java()

@@ -10,7 +10,7 @@ def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     from stock_platform.resources import local_spark_config, use_this_python_for_spark_workers
-    from stock_platform.settings import load_settings
+    from stock_platform.platform.settings import load_settings
 
     use_this_python_for_spark_workers()
 

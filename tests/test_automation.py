@@ -13,8 +13,8 @@ from dagster._core.execution.plan import active as step_scheduler
 
 from stock_platform import automation
 from stock_platform.assets import ingestion
-from stock_platform.assets.ingestion import raw_stock_prices
-from stock_platform.automation import (
+from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.defs.stock_prices.automation import (
     LogNotifier,
     SlackNotifier,
     daily_schedule,
@@ -22,10 +22,10 @@ from stock_platform.automation import (
     notify_run_failure,
 )
 from stock_platform.definitions import build_definitions
-from stock_platform.partitions import SEOUL
+from stock_platform.platform.calendars import SEOUL
 from stock_platform.resources import LakeResource, SourceResource
-from stock_platform.settings import load_settings
-from stock_platform.sources import FetchedPage
+from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.sources import FetchedPage
 
 
 def tick(day: str) -> dg.ScheduleEvaluationContext:

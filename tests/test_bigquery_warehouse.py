@@ -9,9 +9,9 @@ import pytest
 import sqlglot
 from google.cloud import bigquery
 
-from stock_platform.gcp import BigQueryWarehouseResource
-from stock_platform.settings import SettingsError
-from stock_platform.warehouse.bigquery import BigQueryWarehouse
+from stock_platform.platform.resources.gcp import BigQueryWarehouseResource
+from stock_platform.platform.settings import SettingsError
+from stock_platform.platform.warehouse.bigquery import BigQueryWarehouse
 
 TABLE = "test-project.stock_raw.daily_prices"
 # DESIGN.md "Warehouse contract", spelled out here so a drift in schema.py fails this test.

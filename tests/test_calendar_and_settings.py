@@ -3,14 +3,14 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from stock_platform.assets.dbt import dbt_vars
-from stock_platform.partitions import (
+from stock_platform.defs.stock_prices.marts import dbt_vars
+from stock_platform.platform.calendars import (
     DAILY_PARTITIONS,
     closure_reason,
     daily_partitions,
     trading_sessions,
 )
-from stock_platform.settings import SettingsError, load_settings
+from stock_platform.platform.settings import SettingsError, load_settings
 
 
 def test_partition_keys_are_seoul_weekdays():

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from stock_platform.cli import UsageError, main, resolve_range
-from stock_platform.partitions import SEOUL
+from stock_platform.platform.calendars import SEOUL
 
 NOW = dt.datetime(2024, 5, 20, 15, 0, tzinfo=SEOUL)  # a Monday afternoon
 

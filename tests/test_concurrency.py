@@ -26,7 +26,7 @@ from fixtures.lake_reader import LakeReader, lake_problems
 from fixtures.platform import REFERENCE_RANGE, checksums, duplicates, rows_lost
 from fixtures.reliability import Outcome, record
 
-from stock_platform.settings import REPO_ROOT
+from stock_platform.platform.settings import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(45 * 60)
 

@@ -51,8 +51,8 @@ from fixtures.platform import (
 )
 from fixtures.reliability import Outcome, record
 
-from stock_platform.failpoints import ENV as FAILPOINT_ENV
-from stock_platform.failpoints import MARKER_ENV
+from stock_platform.platform.failpoints import ENV as FAILPOINT_ENV
+from stock_platform.platform.failpoints import MARKER_ENV
 from stock_platform.resources import DBT_PROJECT_DIR
 
 pytestmark = pytest.mark.timeout(60 * 60)  # the module fixture runs every chain (minutes each)
@@ -73,7 +73,7 @@ Probe = Callable[[Path, Callable[[], str | None]], Callable[[], dict]]
 @dataclass
 class KillPoint:
     fault: str  # the kind of fault in the reliability table
-    failpoint: str = ""  # freeze the run at this stock_platform.failpoints name ...
+    failpoint: str = ""  # freeze the run at this stock_platform.platform.failpoints name ...
     moment: Probe | None = None  # ... or recognise the moment from outside
 
 

@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from stock_platform.resources import DataGoKrSourceResource, build_source
-from stock_platform.settings import load_settings
-from stock_platform.sources.data_go_kr import (
+from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.sources.data_go_kr import (
     DataGoKrConfig,
     DataGoKrSource,
     PermanentError,
@@ -22,8 +22,8 @@ from stock_platform.sources.data_go_kr import (
     TransientError,
     classify,
 )
-from stock_platform.sources.synthetic import SyntheticMarket
-from stock_platform.sources.wire import parse_page
+from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
+from stock_platform.defs.stock_prices.sources.wire import parse_page
 from stock_platform.testing.fake_data_go_kr import (
     FAULTS,
     TRANSIENT_FAULTS,

@@ -19,9 +19,9 @@ from dagster._serdes import serialize_value
 from fixtures.data_go_kr import expected_warehouse, failure_messages, readable, run, use_fake_api
 
 from stock_platform.definitions import build_definitions
-from stock_platform.lake import RAW, Lake
-from stock_platform.settings import load_settings
-from stock_platform.sources.synthetic import SyntheticMarket
+from stock_platform.platform.lake import RAW, Lake
+from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
 from stock_platform.testing.fake_data_go_kr import FakeDataGoKr
 
 MARKER = "LeakCanary"  # survives percent-encoding: finds the key in any form

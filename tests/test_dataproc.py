@@ -16,12 +16,12 @@ import pytest
 from dagster_pipes import PipesMappingParamsLoader, open_dagster_pipes
 from google.cloud import dataproc_v1
 
-from stock_platform.lake import RAW, Lake, new_version
-from stock_platform.gcp import DataprocSparkResource
-from stock_platform.settings import REPO_ROOT
-from stock_platform.sources.synthetic_source import SyntheticSource
+from stock_platform.platform.lake import RAW, Lake, new_version
+from stock_platform.platform.resources.gcp import DataprocSparkResource
+from stock_platform.platform.settings import REPO_ROOT
+from stock_platform.defs.stock_prices.sources.synthetic_source import SyntheticSource
 from stock_platform.spark import dataproc_job
-from stock_platform.spark.cleaning import RawPage
+from stock_platform.defs.stock_prices.spark.transform import RawPage
 
 DAYS = [dt.date(2024, 4, 8), dt.date(2024, 4, 9)]
 SCRIPT = Path(dataproc_job.__file__)

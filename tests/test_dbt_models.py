@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_platform.warehouse.schema import COLUMN_NAMES, duckdb_create_table_sql
+from stock_platform.defs.stock_prices.schema import COLUMN_NAMES, duckdb_create_table_sql
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO / "dbt_project"

@@ -12,7 +12,7 @@ import dagster_dbt.core.resource
 from packaging.version import Version
 
 from stock_platform.definitions import defs
-from stock_platform.partitions import DAILY_PARTITIONS
+from stock_platform.platform.calendars import DAILY_PARTITIONS
 from stock_platform.resources import DBT_PROJECT_DIR, ProjectDbtCliResource, dbt_executable
 
 GRAPH = {

@@ -9,8 +9,8 @@ import sys
 import dagster as dg
 import pytest
 
-from stock_platform.assets.ingestion import raw_stock_prices
-from stock_platform.gcp import (
+from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.platform.resources.gcp import (
     BigQueryWarehouseResource,
     DataprocSparkResource,
     GcsLakeResource,
@@ -21,7 +21,7 @@ from stock_platform.resources import (
     JavaCheckedPySparkResource,
     build_resources,
 )
-from stock_platform.settings import REPO_ROOT, SettingsError, load_settings
+from stock_platform.platform.settings import REPO_ROOT, SettingsError, load_settings
 
 GCP = {
     "STOCK_PLATFORM_ENV": "gcp",

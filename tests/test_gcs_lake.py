@@ -10,11 +10,11 @@ import dagster as dg
 import pytest
 from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 
-from stock_platform.assets.ingestion import raw_stock_prices
-from stock_platform.gcp import GcsLakeResource
-from stock_platform.lake import CLEAN, RAW, Lake, Manifest, new_version
+from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.platform.resources.gcp import GcsLakeResource
+from stock_platform.platform.lake import CLEAN, RAW, Lake, Manifest, new_version
 from stock_platform.resources import build_resources
-from stock_platform.settings import load_settings
+from stock_platform.platform.settings import load_settings
 
 DAY = dt.date(2024, 3, 4)
 PAGES = 3

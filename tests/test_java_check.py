@@ -5,7 +5,7 @@ import time
 import dagster as dg
 import pytest
 
-from stock_platform.java import DUMP_SETTLED_S, class_data_sharing_flags, java_executable, require_java
+from stock_platform.platform.spark import DUMP_SETTLED_S, class_data_sharing_flags, java_executable, require_java
 
 
 def test_missing_java_says_what_to_install(monkeypatch, tmp_path):

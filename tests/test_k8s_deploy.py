@@ -26,13 +26,13 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from stock_platform.assets.cleaning import clean_stock_prices
-from stock_platform.assets.dbt import stock_analytics_dbt
-from stock_platform.assets.ingestion import raw_stock_prices
-from stock_platform.assets.warehouse import daily_prices
-from stock_platform.k8s import STEP_RESOURCES, kubernetes_spark_config
+from stock_platform.defs.stock_prices.cleaning import clean_stock_prices
+from stock_platform.defs.stock_prices.marts import stock_analytics_dbt
+from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.defs.stock_prices.warehouse import daily_prices
+from stock_platform.platform.k8s import STEP_RESOURCES, kubernetes_spark_config
 from stock_platform.resources import build_executor
-from stock_platform.settings import REPO_ROOT, SettingsError, load_settings
+from stock_platform.platform.settings import REPO_ROOT, SettingsError, load_settings
 
 DEPLOY = REPO_ROOT / "deploy"
 VALUES = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())

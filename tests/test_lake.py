@@ -1,7 +1,7 @@
 import datetime as dt
 import os
 
-from stock_platform.lake import CLEAN, RAW, Lake, Manifest, new_version
+from stock_platform.platform.lake import CLEAN, RAW, Lake, Manifest, new_version
 
 DAY = dt.date(2024, 3, 4)
 

@@ -13,9 +13,9 @@ import pytest
 from fixtures.platform import MARTS, checksums, table
 
 from stock_platform.definitions import build_definitions
-from stock_platform.lake import CLEAN, RAW, REJECTED, Lake
+from stock_platform.platform.lake import CLEAN, RAW, REJECTED, Lake
 from stock_platform.resources import DBT_PROJECT_DIR, dbt_executable
-from stock_platform.settings import load_settings
+from stock_platform.platform.settings import load_settings
 
 # Two consecutive range runs, then a daily run; 2024-04-10 (22nd National Assembly election) is a
 # KRX holiday.

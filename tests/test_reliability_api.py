@@ -53,12 +53,12 @@ from fixtures.data_go_kr import (
 )
 from fixtures.reliability import Outcome, record
 
-from stock_platform.lake import CLEAN, RAW, REJECTED, Lake, new_version
-from stock_platform.partitions import trading_sessions
+from stock_platform.platform.lake import CLEAN, RAW, REJECTED, Lake, new_version
+from stock_platform.platform.calendars import trading_sessions
 from stock_platform.resources import DBT_PROJECT_DIR
-from stock_platform.settings import load_settings
-from stock_platform.sources.synthetic import SyntheticMarket
-from stock_platform.spark.cleaning import RawPage, run_cleaning
+from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
+from stock_platform.defs.stock_prices.spark.transform import RawPage, run_cleaning
 from stock_platform.testing.fake_data_go_kr import FAULTS, FakeDataGoKr
 
 MARKER = "ReliabilityCanary"  # survives percent-encoding: finds the key in any form

@@ -8,10 +8,10 @@ import pandas as pd
 import pyspark
 import pytest
 
-from stock_platform.lake import Lake, new_version
+from stock_platform.platform.lake import Lake, new_version
 from stock_platform.spark import JIT_OPTIONS
-from stock_platform.spark.cleaning import RawPage, run_cleaning
-from stock_platform.sources.wire import WIRE_FIELDS
+from stock_platform.defs.stock_prices.spark.transform import RawPage, run_cleaning
+from stock_platform.defs.stock_prices.sources.wire import WIRE_FIELDS
 
 DAY = dt.date(2024, 3, 4)
 EARLY = dt.datetime(2024, 3, 4, 9, 0, tzinfo=dt.timezone.utc)

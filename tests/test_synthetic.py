@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from stock_platform.partitions import is_trading_day, trading_sessions
-from stock_platform.sources import synthetic
-from stock_platform.sources.synthetic import SyntheticMarket, format_rate, isin_check_digit
-from stock_platform.sources.wire import MARKETS, WIRE_FIELDS
+from stock_platform.platform.calendars import is_trading_day, trading_sessions
+from stock_platform.defs.stock_prices.sources import synthetic
+from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket, format_rate, isin_check_digit
+from stock_platform.defs.stock_prices.sources.wire import MARKETS, WIRE_FIELDS
 
 SPAN = (dt.date(2001, 1, 2), dt.date(2002, 12, 31))  # two years near EPOCH: cheap to simulate
 RECENT = (dt.date(2024, 2, 26), dt.date(2024, 3, 8))  # includes the 2024-03-01 holiday
@@ -338,7 +338,7 @@ def test_listed_shares_change_now_and_then(span_table):
 
 
 def test_chunks_stream_from_one_simulation_and_equal_one_fetch(request):
-    from stock_platform.sources.synthetic_source import SyntheticSource
+    from stock_platform.defs.stock_prices.sources.synthetic_source import SyntheticSource
 
     days = [dt.date(2000, 2, 1) + dt.timedelta(days=n) for n in range(45)]
     whole = SyntheticSource(seed=7, page_size=1000).fetch_days(days)

@@ -20,9 +20,9 @@ from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, g
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
-from stock_platform.lake import RAW, Lake
-from stock_platform.settings import REPO_ROOT, load_settings
-from stock_platform.sources.synthetic import SyntheticMarket
+from stock_platform.platform.lake import RAW, Lake
+from stock_platform.platform.settings import REPO_ROOT, load_settings
+from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stock_platform.sources.wire import (
+from stock_platform.defs.stock_prices.sources.wire import (
     WIRE_FIELDS,
     WireFormatError,
     build_page,
@@ -112,7 +112,7 @@ def test_item_columns_fail_as_parse_page_does(body):
 
 
 def test_the_usual_page_is_decoded_without_parse_page(monkeypatch):
-    import stock_platform.sources.wire as wire
+    import stock_platform.defs.stock_prices.sources.wire as wire
 
     body = build_page(json.dumps([FULL_ITEM, ITEM], ensure_ascii=False), 1, 1000, 2).encode()
     monkeypatch.setattr(wire, "parse_page", lambda *args, **kwargs: pytest.fail("slow path taken"))

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 
-from stock_platform.sources.wire import build_page
+from stock_platform.defs.stock_prices.sources.wire import build_page
 
 V2_PATH = "/1160100/GetStockSecuritiesInfoService_V2/getStockPriceInfo_V2"
 LEGACY_PATH = "/1160100/service/GetStockSecuritiesInfoService/getStockPriceInfo"

@@ -1,0 +1,58 @@
+"""The domain's daily job and schedule.
+
+Data for session D is published after 13:00 KST on the next session, so the schedule ticks at
+14:30 KST on weekdays and materializes the previous XKRX session through the dbt marts. Late
+publication is handled by raw_stock_prices (retry with backoff until the 20:00 KST deadline).
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from stock_platform.defs.stock_prices.partitions import STOCK_PARTITIONS
+from stock_platform.platform.calendars import (
+    PARTITION_FORMAT,
+    SEOUL,
+    closure_reason,
+    is_trading_day,
+    parse_partition_key,
+)
+
+daily_job = dg.define_asset_job(
+    "daily_stock_prices",
+    selection=dg.AssetSelection.groups("stock_prices"),
+    description="The domain, API to dbt marts, for one session (launched by daily_schedule).",
+)
+
+
+def previous_session(day: dt.date) -> dt.date:
+    """The last XKRX session strictly before `day` (KRX never closes for more than two weeks)."""
+    for back in range(1, 15):
+        candidate = day - dt.timedelta(days=back)
+        if is_trading_day(candidate):
+            return candidate
+    raise ValueError(f"no XKRX session in the two weeks before {day}")
+
+
+@dg.schedule(
+    job=daily_job,
+    cron_schedule="30 14 * * 1-5",
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="14:30 KST on KRX sessions: the previous session (published after 13:00 KST).",
+)
+def daily_schedule(context: dg.ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.astimezone(SEOUL).date()
+    reason = closure_reason(today)
+    if reason:
+        # Nothing is published on a closed day; the session before it is picked up on the next
+        # session, when its data appears.
+        return dg.SkipReason(f"{today} is not a KRX session ({reason}): nothing is published today")
+    # The previous *session*, not the previous weekday: after a holiday the data published today
+    # is that of the session before the holiday, which no earlier tick could have fetched.
+    target = previous_session(today)
+    first = parse_partition_key(STOCK_PARTITIONS.get_first_partition_key())
+    if target < first:
+        return dg.SkipReason(f"{target} is before the first partition {first}")
+    key = target.strftime(PARTITION_FORMAT)
+    return dg.RunRequest(run_key=key, partition_key=key)

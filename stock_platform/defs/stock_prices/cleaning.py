@@ -1,0 +1,157 @@
+"""clean_stock_prices: Spark turns raw pages into typed Parquet (clean/) and quarantines bad rows
+with their reasons (rejected/)."""
+
+
+import collections
+import posixpath
+import time
+import uuid
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.defs.stock_prices.partitions import PARTITIONED
+from stock_platform.defs.stock_prices.schema import CLEAN, DAILY_PRICES, RAW, REJECTED
+from stock_platform.platform.failpoints import failpoint
+from stock_platform.platform.k8s import k8s_op_tags
+from stock_platform.platform.lake import Lake, Manifest, new_version, parquet_rows
+from stock_platform.platform.partitions import record_days, run_days
+from stock_platform.platform.resources.interfaces import LakeResource, SparkResource
+
+# The Spark job (spark/transform.py), run in-process or on a cluster by the Spark resource.
+CLEANING_JOB = "stock_platform.defs.stock_prices.spark.transform:clean_pages"
+
+
+# Spark writes a run's output here first (`<run id>-<random>/`); the cleaning then moves it into
+# new version prefixes of clean/ and rejected/ and publishes them.
+STAGING = "_staging"
+
+
+def collect_abandoned_staging(store: Lake, instance: dg.DagsterInstance) -> list[str]:
+    """Remove the staging folders of runs that have ended: a run killed during its Spark write
+    leaves its partial output there (never visible to readers, but it takes space). Folders of
+    runs in progress, or unknown to this instance, stay."""
+    store.fs.invalidate_cache(store.uri(STAGING))
+    try:
+        entries = store.fs.ls(store.uri(STAGING), detail=False)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        name = posixpath.basename(entry.rstrip("/"))
+        run = instance.get_run_by_id(name[:36])  # a run id is 36 characters
+        if run is not None and run.is_finished:
+            store.remove_tree(f"{STAGING}/{name}")
+            removed.append(name)
+    return removed
+
+
+def raw_pages(lake: Lake, days) -> list[dict[str, str]]:
+    """The raw page files of `days` as the cleaning job takes them (JSON values)."""
+    pages, missing = [], []
+    for day in days:
+        manifest = lake.manifest(RAW, day)
+        if manifest is None:
+            missing.append(day.isoformat())
+            continue
+        base = lake.partition_dir(RAW, day)
+        for page in manifest.details.get("pages", []):
+            pages.append({"uri": lake.uri(f"{base}/{page['file']}"), "partition": day.isoformat(),
+                          "fetched_at": page["fetched_at"]})
+    if missing:
+        raise dg.Failure(
+            f"raw_stock_prices is not materialized for {', '.join(missing)} "
+            f"(no manifest under {lake.uri(RAW)}); materialize it first"
+        )
+    return pages
+
+
+@dg.asset(
+    key="clean_stock_prices",
+    deps=[raw_stock_prices],
+    group_name="stock_prices",
+    kinds={"spark", "parquet"},
+    # The Spark driver (local[*] runs the whole job here; on Kubernetes only the driver).
+    op_tags=k8s_op_tags(cpu="2", cpu_limit="4", memory="8Gi", spark_driver=True),
+    description="Typed, deduplicated, validated prices (Parquet, zstd) in lake clean/; "
+    "rows failing validation go to rejected/ with a reason.",
+    check_specs=[
+        dg.AssetCheckSpec("no_rejected_rows", asset="clean_stock_prices",
+                          description="Warns with counts by reason when rows were quarantined.")
+    ],
+    **PARTITIONED,
+)
+def clean_stock_prices(
+    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
+) -> dg.MaterializeResult:
+    store = lake.get()
+    days = run_days(context)
+    pages = raw_pages(store, days)
+    staging = f"{STAGING}/{context.run_id}-{uuid.uuid4().hex[:8]}"
+    if pages:
+        started = time.monotonic()
+        spark.run(context, CLEANING_JOB, {"pages": pages, "staging_uri": store.uri(staging)})
+        context.log.info(f"Spark cleaned {len(pages)} pages in {time.monotonic() - started:.1f} s")
+
+    # Every raw row must come out exactly once, clean or rejected: check before publishing.
+    staged = {
+        (day, folder): store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
+        for day in days for folder in ("clean", "rejected")
+    }
+    counts = {key: parquet_rows(store, files) for key, files in staged.items()}
+    raw = {day: store.manifest(RAW, day) for day in days}
+    unbalanced = [
+        f"{day}: raw {raw[day].rows}, clean {counts[day, 'clean']} + rejected {counts[day, 'rejected']}"
+        for day in days
+        if counts[day, "clean"] + counts[day, "rejected"] != raw[day].rows
+    ]
+    if unbalanced:
+        store.remove_tree(staging)
+        raise dg.Failure(
+            "clean_stock_prices published nothing: the cleaned rows do not add up to the raw rows "
+            f"on {'; '.join(unbalanced)}"
+        )
+
+    stats, reasons = {}, collections.Counter()
+    for day in days:
+        version = new_version()
+        status = raw[day].status
+        for dataset, folder in ((CLEAN, "clean"), (REJECTED, "rejected")):
+            names = store.adopt(staged[day, folder], dataset, day, version)
+            if folder == "rejected":
+                for name in names:
+                    uri = store.uri(f"{store.partition_dir(dataset, day)}/{name}")
+                    with store.fs.open(uri, "rb") as handle:
+                        reasons.update(pq.read_table(handle, columns=["reject_reason"])
+                                       .column(0).to_pylist())
+            # Earlier days are published, this one is adopted into its version but not visible.
+            failpoint(f"clean_stock_prices.before_publish:{folder}/{day}")
+            store.publish(Manifest(dataset, day, version, names, counts[day, folder], status))
+        stats[day] = {"status": status, "dagster/row_count": counts[day, "clean"],
+                      "rejected_rows": counts[day, "rejected"]}
+    store.remove_tree(staging)
+    for name in collect_abandoned_staging(store, context.instance):
+        context.log.info(f"Removed {STAGING}/{name}, left behind by a run that was killed")
+
+    rows = sum(s["dagster/row_count"] for s in stats.values())
+    rejected = sum(s["rejected_rows"] for s in stats.values())
+    top_reasons = {reason: count for reason, count in reasons.most_common(20)}
+    record_days(context, stats)
+    context.log.info(f"Published {rows} clean and {rejected} rejected rows for {len(days)} days")
+    return dg.MaterializeResult(
+        metadata={
+            "lake_path": dg.MetadataValue.path(store.uri(CLEAN)),
+            "rejected_path": dg.MetadataValue.path(store.uri(REJECTED)),
+            "dagster/column_schema": DAILY_PRICES.table_schema(),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_rejected_rows",
+                passed=rejected == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rejected_rows": rejected, "clean_rows": rows,
+                          "by_reason": dg.MetadataValue.json(top_reasons)},
+            )
+        ],
+    )

@@ -1,0 +1,102 @@
+"""The domain's dbt models as assets: stock_analytics/<model>, built incrementally per partition
+window (dbt_project/models/stock_prices)."""
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
+
+from stock_platform.defs.stock_prices.partitions import PARTITIONED
+from stock_platform.platform.dbt import PlatformDbtTranslator, build_args, dbt_project, window_vars
+from stock_platform.platform.k8s import k8s_op_tags
+
+# The previous session's marts are expected by 16:00 KST on business days, built after the
+# 13:00 publication (the schedule runs at 14:30).
+MARTS_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 16 * * 1-5", lower_bound_delta=dt.timedelta(hours=3), timezone="Asia/Seoul"
+)
+
+TRANSLATOR = PlatformDbtTranslator(
+    key_prefix="stock_analytics", group="stock_prices", freshness={"marts": MARTS_FRESHNESS}
+)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="path:models/stock_prices",
+    dagster_dbt_translator=TRANSLATOR,
+    name="stock_analytics_dbt",
+    pool="warehouse",
+    # dbt compiles and submits SQL; BigQuery does the work.
+    op_tags=k8s_op_tags(cpu="500m", cpu_limit="1", memory="1Gi"),
+    **PARTITIONED,
+)
+def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    window = window_vars(context.partition_time_window)
+    invocation = dbt.cli(build_args(context.partition_time_window), context=context)
+    events = invocation.stream()
+    if len(context.partition_keys) == 1:
+        # Table row counts, column types and column lineage on daily runs. A backfill would query
+        # them for every partition's event and copy them in: 13 s per year of range, for figures
+        # of the whole table (not the partition) that the next daily run records anyway.
+        events = events.fetch_row_counts().fetch_column_metadata()
+    # The summary's output (and its checks, in order) waits until dbt has released the warehouse:
+    # the preview reads it, and a DuckDB file has a single writer.
+    held = []
+    for event in events:
+        if _is_summary_event(context, event):
+            held.append(event)
+        else:
+            yield event
+    for event in held:
+        if isinstance(event, dg.Output):
+            preview = market_summary_preview(invocation, window["max_date"])
+            event = event.with_metadata({**event.metadata, "preview": preview})
+        yield event
+
+
+MARKET_SUMMARY = dg.AssetKey(["stock_analytics", "market_daily_summary"])
+# The latest day with rows up to the window's last day (which may be a holiday).
+PREVIEW_SQL = """
+select * from {relation}
+where trade_date = (select max(trade_date) from {relation} where trade_date <= '{last_day}')
+order by market
+"""
+PREVIEW_COLUMNS = ["market", "listings", "advancers", "decliners", "unchanged", "total_volume",
+                   "total_traded_value", "total_market_cap"]
+
+
+def _is_summary_event(context: dg.AssetExecutionContext, event) -> bool:
+    if isinstance(event, dg.Output):
+        return context.asset_key_for_output(event.output_name) == MARKET_SUMMARY
+    return isinstance(event, dg.AssetCheckResult) and event.asset_key == MARKET_SUMMARY
+
+
+def market_summary_preview(invocation: DbtCliInvocation, last_day: str) -> dg.MetadataValue:
+    """The latest day's market_daily_summary as a Markdown table, queried through the build's own
+    dbt adapter (whichever warehouse the target uses; no second dbt process)."""
+    node = invocation.manifest["nodes"]["model.stock_platform.market_daily_summary"]
+    sql = PREVIEW_SQL.format(relation=node["relation_name"], last_day=last_day)
+    with invocation.adapter.connection_named("market_summary_preview"):
+        _, table = invocation.adapter.execute(sql, fetch=True)
+    rows = [dict(zip(table.column_names, row)) for row in table.rows]
+    return preview_markdown(rows, last_day)
+
+
+def preview_markdown(rows: list[dict[str, Any]], last_day: str) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md(f"No market summary on or before {last_day}.")
+    lines = [
+        f"**Market summary {rows[0]['trade_date']}**",
+        "",
+        "| " + " | ".join(PREVIEW_COLUMNS) + " | cap-weighted return |",
+        "|---" * (len(PREVIEW_COLUMNS) + 1) + "|",
+    ]
+    for row in rows:
+        cells = [row["market"]] + [f"{row[c]:,}" for c in PREVIEW_COLUMNS[1:]]
+        ret = row["cap_weighted_return"]
+        cells.append("-" if ret is None else f"{ret:+.2%}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))

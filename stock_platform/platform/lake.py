@@ -1,0 +1,197 @@
+"""The data lake: the same layout on local disk and in GCS, with atomic partition replacement.
+
+Layout: `<dataset>/dt=YYYY-MM-DD/...`, where each domain names its datasets (raw/<name>,
+clean/<name>, rejected/<name>). An object store has no atomic rename, so a partition
+is never written in place. Each write goes to a fresh version prefix and is published by replacing
+one small object:
+
+    clean/stock_prices/dt=2024-01-02/v=20240103T050000123456Z-1a2b3c4d/part-0.zstd.parquet
+    clean/stock_prices/dt=2024-01-02/_manifest.json   -> {"version": ..., "files": [...], ...}
+
+Readers go through the manifest, so they see the previous version until the new one is complete,
+and a killed writer leaves only an unreferenced version prefix behind (collected by a later
+publish). Replacing the manifest is atomic: os.replace locally, a single-object upload in GCS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+MANIFEST = "_manifest.json"
+
+
+def new_version() -> str:
+    """A version id that sorts by creation time and is unique across concurrent writers."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{now}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one published partition contains. `files` are relative to the partition folder."""
+
+    dataset: str
+    day: dt.date
+    version: str
+    files: list[str]
+    rows: int
+    status: str = "ok"  # "ok" or "market_closed"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "dataset": self.dataset,
+                "dt": self.day.isoformat(),
+                "version": self.version,
+                "files": self.files,
+                "rows": self.rows,
+                "status": self.status,
+                "details": self.details,
+                "published_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            },
+            ensure_ascii=False,
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        doc = json.loads(text)
+        return cls(
+            dataset=doc["dataset"],
+            day=dt.date.fromisoformat(doc["dt"]),
+            version=doc["version"],
+            files=list(doc["files"]),
+            rows=int(doc["rows"]),
+            status=doc.get("status", "ok"),
+            details=doc.get("details", {}),
+        )
+
+
+class Lake:
+    """A lake rooted at a local folder or a gs://bucket/prefix, accessed through fsspec."""
+
+    def __init__(self, root: str, fs: fsspec.AbstractFileSystem | None = None):
+        self.root = root.rstrip("/")
+        self.fs = fs or fsspec.filesystem("gcs" if root.startswith("gs://") else "file")
+        self.is_local = not root.startswith("gs://")
+
+    # paths -------------------------------------------------------------------------------------
+    def uri(self, relative: str) -> str:
+        """Absolute path or gs:// URI, usable by Spark, DuckDB and BigQuery."""
+        return f"{self.root}/{relative}" if relative else self.root
+
+    @staticmethod
+    def partition_dir(dataset: str, day: dt.date) -> str:
+        return f"{dataset}/dt={day.isoformat()}"
+
+    def version_dir(self, dataset: str, day: dt.date, version: str) -> str:
+        return f"{self.partition_dir(dataset, day)}/v={version}"
+
+    # bytes -------------------------------------------------------------------------------------
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        path = self.uri(relative)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)  # no-op on GCS
+        self.fs.pipe_file(path, data)
+
+    def read_bytes(self, relative: str) -> bytes:
+        return self.fs.cat_file(self.uri(relative))
+
+    def _write_atomically(self, relative: str, data: bytes) -> None:
+        path = self.uri(relative)
+        if not self.is_local:
+            self.fs.pipe_file(path, data)  # a single-object upload is atomic in GCS
+            return
+        os.makedirs(posixpath.dirname(path), exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    # partitions --------------------------------------------------------------------------------
+    def manifest(self, dataset: str, day: dt.date) -> Manifest | None:
+        path = f"{self.partition_dir(dataset, day)}/{MANIFEST}"
+        try:
+            return Manifest.from_json(self.read_bytes(path))
+        except FileNotFoundError:
+            return None
+
+    def files(self, dataset: str, day: dt.date) -> list[str]:
+        """URIs of the files of the published version of a partition ([] if none or empty)."""
+        manifest = self.manifest(dataset, day)
+        if manifest is None:
+            return []
+        base = self.partition_dir(dataset, day)
+        return [self.uri(f"{base}/{name}") for name in manifest.files]
+
+    def adopt(self, source_uris: list[str], dataset: str, day: dt.date, version: str) -> list[str]:
+        """Move files written elsewhere (e.g. Spark's staging output) into a version prefix.
+
+        Returns their names relative to the partition folder, for the manifest.
+        """
+        # A rename on local disk; a server-side copy + delete on GCS (the files are not visible
+        # to readers until publish, so the move need not be atomic).
+        self.fs.makedirs(self.uri(self.version_dir(dataset, day, version)), exist_ok=True)
+        names = []
+        for index, source in enumerate(sorted(source_uris)):
+            name = f"v={version}/part-{index:05d}{_suffix(source)}"
+            self.fs.mv(source, self.uri(f"{self.partition_dir(dataset, day)}/{name}"))
+            names.append(name)
+        return names
+
+    def publish(self, manifest: Manifest) -> None:
+        """Make `manifest.version` the visible version of its partition, then collect garbage."""
+        base = self.partition_dir(manifest.dataset, manifest.day)
+        previous = self.manifest(manifest.dataset, manifest.day)
+        self._write_atomically(f"{base}/{MANIFEST}", manifest.to_json().encode())
+        keep = {manifest.version} | ({previous.version} if previous else set())
+        self._collect(base, keep)
+
+    def _collect(self, base: str, keep: set[str]) -> None:
+        # Keep the new and the previous version (a reader may still be on it); delete versions
+        # older than both. Newer unpublished versions may belong to a writer still running.
+        oldest_kept = min(keep)
+        # Other processes add versions: list the store, not this instance's listing cache.
+        self.fs.invalidate_cache(self.uri(base))
+        try:
+            entries = self.fs.ls(self.uri(base), detail=False)
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            name = posixpath.basename(entry.rstrip("/"))
+            if name.startswith("v=") and name[2:] not in keep and name[2:] < oldest_kept:
+                self.fs.rm(entry, recursive=True)
+
+    def remove_tree(self, relative: str) -> None:
+        path = self.uri(relative)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+
+def _suffix(path: str) -> str:
+    name = posixpath.basename(path)
+    for suffix in (".zstd.parquet", ".parquet", ".json.gz"):
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+def parquet_rows(lake: Lake, uris: list[str]) -> int:
+    """Row count of Parquet files from their footers (no data is read)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for uri in uris:
+        with lake.fs.open(uri, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total

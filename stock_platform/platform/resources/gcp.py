@@ -1,0 +1,172 @@
+"""Resources for STOCK_PLATFORM_ENV=gcp: the lake in GCS, the warehouse in BigQuery, Spark in the
+step's pod (executors as pods) or on Dataproc. They live apart from local.py so that a local run
+never imports the Google and Kubernetes client libraries.
+
+Credentials are never configured here: every client uses Application Default Credentials
+(Workload Identity on GKE).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import dagster as dg
+import fsspec
+from dagster_gcp import BigQueryResource
+from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
+from dagster_pipes.version import __version__ as dagster_pipes_version
+from google.cloud import dataproc_v1, storage
+
+from stock_platform.platform.k8s import kubernetes_spark_config
+from stock_platform.platform.resources.interfaces import LakeResource, SparkResource, WarehouseResource
+from stock_platform.platform.settings import SettingsError, platform_settings, require_value
+from stock_platform.platform.spark import SESSION_CONFIG, SparkSessionResource, require_java, start_session
+from stock_platform.platform.warehouse import WarehouseTable
+from stock_platform.platform.warehouse.bigquery import BigQueryWarehouse
+
+
+class KubernetesSparkSessionResource(SparkSessionResource):
+    """Spark on Kubernetes: the driver in the step pod, executors as pods. The config is built
+    when the step starts, from the pod's environment (its IP and name come from its op tags)."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        require_java()
+
+    @property
+    def spark_session(self) -> Any:
+        return start_session(kubernetes_spark_config(platform_settings()))
+
+
+class GcsLakeResource(LakeResource):
+    """The lake at GCS_LAKE_URI (gs://bucket/prefix), through gcsfs with ADC."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        root = require_value("GCS_LAKE_URI", self.root, "for the lake in STOCK_PLATFORM_ENV=gcp")
+        if not root.startswith("gs://"):
+            raise SettingsError(f"GCS_LAKE_URI={root!r} is not a gs://bucket/prefix URI")
+
+
+class BigQueryWarehouseResource(WarehouseResource):
+    """The domains' raw tables in BigQuery, through dagster-gcp's client (ADC credentials)."""
+
+    bigquery: BigQueryResource
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        require_value("GCP_PROJECT", self.bigquery.project, "for the BigQuery warehouse")
+        require_value("BQ_LOCATION", self.bigquery.location, "for the BigQuery warehouse")
+
+    def replace_partitions(self, table: WarehouseTable, files_by_day: dict[dt.date, list[str]]) -> int:
+        with self.bigquery.get_client() as client:
+            return BigQueryWarehouse(client, table).replace_partitions(files_by_day)
+
+    def partition_stats(
+        self, table: WarehouseTable, first: dt.date, last: dt.date, violations: dict[str, str]
+    ) -> dict[str, int]:
+        with self.bigquery.get_client() as client:
+            return BigQueryWarehouse(client, table).partition_stats(first, last, violations)
+
+    def table_name(self, table: WarehouseTable) -> str:
+        return f"{self.bigquery.project}.{table.qualified_name}"
+
+
+class DataprocSparkResource(SparkResource):
+    """A domain's Spark job (platform/spark_job.py) on a Dataproc cluster created for the step and
+    deleted after it, driven through Dagster Pipes (the deployment notes, "Spark on Dataproc",
+    say why a cluster per run rather than Dataproc Serverless)."""
+
+    project: str
+    region: str
+    code_uri: str  # gs:// folder holding spark_job.py and stock_platform.zip (deploy step)
+    lake_uri: str  # Pipes messages go to <lake bucket>/_pipes/
+    service_account: str = ""  # the cluster VMs' identity; empty: the Compute default account
+    image_version: str = "2.2-debian12"  # Spark 3.5, Python 3.11
+    machine_type: str = "n2-standard-4"
+    num_workers: int = 2
+    max_age_s: int = 4 * 3600  # Dataproc deletes the cluster itself if this process dies
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        why = "for Spark on Dataproc (SPARK_RUNNER=dataproc)"
+        require_value("GCP_PROJECT", self.project, why)
+        require_value("DATAPROC_REGION", self.region, why)
+        require_value("DATAPROC_CODE_URI", self.code_uri, why)
+        require_value("GCS_LAKE_URI", self.lake_uri, why)
+
+    def cluster_spec(self, name: str) -> dataproc_v1.Cluster:
+        return dataproc_v1.Cluster(
+            project_id=self.project,
+            cluster_name=name,
+            labels={"app": "stock-platform"},
+            config=dataproc_v1.ClusterConfig(
+                gce_cluster_config=dataproc_v1.GceClusterConfig(
+                    service_account=self.service_account,
+                    service_account_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                    internal_ip_only=True,
+                ),
+                master_config=dataproc_v1.InstanceGroupConfig(
+                    num_instances=1, machine_type_uri=self.machine_type
+                ),
+                worker_config=dataproc_v1.InstanceGroupConfig(
+                    num_instances=self.num_workers, machine_type_uri=self.machine_type
+                ),
+                software_config=dataproc_v1.SoftwareConfig(
+                    image_version=self.image_version,
+                    # The job's Python dependencies beyond the image, at the versions Dagster uses.
+                    properties={
+                        "dataproc:pip.packages": f"dagster-pipes=={dagster_pipes_version},"
+                        f"google-cloud-storage=={storage.__version__}"
+                    },
+                ),
+                lifecycle_config=dataproc_v1.LifecycleConfig(
+                    auto_delete_ttl=dt.timedelta(seconds=self.max_age_s),
+                    idle_delete_ttl=dt.timedelta(minutes=30),
+                ),
+            ),
+        )
+
+    def job_spec(self, cluster_name: str, job: str, arguments_uri: str) -> dataproc_v1.Job:
+        code = self.code_uri.rstrip("/")
+        return dataproc_v1.Job(
+            placement=dataproc_v1.JobPlacement(cluster_name=cluster_name),
+            pyspark_job=dataproc_v1.PySparkJob(
+                main_python_file_uri=f"{code}/spark_job.py",
+                python_file_uris=[f"{code}/stock_platform.zip"],
+                # PipesDataprocJobClient appends the Pipes bootstrap arguments.
+                args=["--job", job, "--arguments", arguments_uri],
+                properties=SESSION_CONFIG,
+            ),
+            labels={"app": "stock-platform"},
+        )
+
+    def _message_reader(self) -> dg.PipesMessageReader:
+        bucket = self.lake_uri.removeprefix("gs://").split("/")[0]
+        return PipesGCSMessageReader(bucket=bucket, client=storage.Client(project=self.project))
+
+    def _client_options(self) -> dict[str, str]:
+        return {"api_endpoint": f"{self.region}-dataproc.googleapis.com:443"}
+
+    def run(self, context: dg.AssetExecutionContext, job: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        # The arguments can exceed Dataproc's argument limits: pass them as a file next to the
+        # lake, under the run's id.
+        arguments_uri = f"{self.lake_uri.rstrip('/')}/_spark_jobs/{context.run_id}-{uuid.uuid4().hex[:8]}.json"
+        with fsspec.open(arguments_uri, "w") as handle:
+            handle.write(json.dumps(arguments))
+        clusters = dataproc_v1.ClusterControllerClient(client_options=self._client_options())
+        name = f"stock-spark-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+        location = {"project_id": self.project, "region": self.region}
+        context.log.info(f"Creating Dataproc cluster {name} in {self.region}")
+        clusters.create_cluster(**location, cluster=self.cluster_spec(name)).result()
+        try:
+            pipes = PipesDataprocJobClient(
+                client=dataproc_v1.JobControllerClient(client_options=self._client_options()),
+                message_reader=self._message_reader(),
+            )
+            result = pipes.run(
+                context=context,
+                submit_job_params={**location, "job": self.job_spec(name, job, arguments_uri)},
+            )
+            return dict(result.get_materialize_result().metadata)
+        finally:
+            clusters.delete_cluster(**location, cluster_name=name).result()
