@@ -1,60 +1,48 @@
-"""Command line for the local platform: `make run` and `make dev` call into here.
+"""Command line of the local platform: `make run`, `make dev` and `make stop` call into here.
 
-`run` materializes the whole asset graph for a range of partitions in ONE Dagster run, through
-Dagster's own execution (`dagster asset materialize`, the path the UI takes), then prints a summary
-read back from the warehouse.
+    python -m stock_platform.cli run [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--domain D] [--verbose]
+    python -m stock_platform.cli dev [--host H] [--port P]
+    python -m stock_platform.cli stop
+
+`run` materializes the selected domains for a range of partitions: one Dagster run per partitions
+definition, each a single run for its whole range (every asset has a single-run backfill policy),
+executed in this process with Dagster's own `execute_job`. It shows each step as it starts and
+ends, writes Dagster's full event stream to a log file, then prints each domain's summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
+import importlib
 import os
-import subprocess
 import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
-import dagster as dg
-
-from stock_platform.platform.calendars import DAILY_PARTITIONS, SEOUL, parse_partition_key, trading_sessions
-from stock_platform.platform.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from stock_platform.platform.settings import (
+    PlatformSettings,
+    SettingsError,
+    child_environment,
+    platform_settings,
+)
 
 DEFAULT_SESSIONS = 20
-INSTANCE_HEADER = (
-    "# Local Dagster instance for `make run` / `make dev` (written by stock_platform.cli)."
-)
-INSTANCE_YAML = """\
-{header}
-# Rewritten by the next `make run` / `make dev` while the line above is unchanged: delete it to
-# keep your own edits.
-telemetry:
-  enabled: false
-# Pools (the assets' `pool=`): one step per pool at a time across all runs of this instance.
-# DuckDB allows one writing process, so the warehouse steps (load and dbt) of overlapping runs
-# take turns; `stock_api` keeps two ingests from sharing the API's rate limit. Each step claims
-# its slot when it starts and frees it when it ends (granularity op), so the rest of the runs
-# (ingest, Spark) still overlap. `dagster instance concurrency set POOL N` overrides one pool.
-concurrency:
-  pools:
-    default_limit: 1
-    granularity: op
-# Dagster's SQLite event log, with its connections kept open (stock_platform/instance.py says why).
-event_log_storage:
-  module: stock_platform.instance
-  class: PooledSqliteEventLogStorage
-  config:
-    base_dir: {home}/history/runs
-"""
-
-
-def instance_yaml(home: Path) -> str:
-    return INSTANCE_YAML.format(header=INSTANCE_HEADER, home=home)
+INVOCATION_TAG = "stock_platform/invocation"
 
 
 class UsageError(ValueError):
     pass
 
 
+# planning ---------------------------------------------------------------------------------------
 def _parse_date(name: str, text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -62,216 +50,378 @@ def _parse_date(name: str, text: str) -> dt.date:
         raise UsageError(f"{name}={text!r} is not a date in YYYY-MM-DD form") from None
 
 
-def resolve_range(
-    start: str | None, end: str | None, now: dt.datetime
-) -> tuple[dt.date, dt.date]:
-    """The inclusive partition range [first, last] to run.
+def default_span(now: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The calendar span of the last 20 XKRX sessions whose day has ended in Seoul."""
+    from stock_platform.platform.calendars import SEOUL, trading_sessions
 
-    Without START/END: the last 20 XKRX sessions whose partitions exist (a day's partition opens
-    when the day ends in Seoul). START alone runs to the latest partition; END alone takes the 20
-    sessions up to END.
-    """
-    first_allowed = parse_partition_key(DAILY_PARTITIONS.get_first_partition_key())
-    keys = DAILY_PARTITIONS.get_partition_keys(current_time=now)
-    if not keys:
-        raise UsageError("no partition has closed yet; check STOCK_PARTITIONS_START")
-    last_allowed = parse_partition_key(keys[-1])
+    last = now.astimezone(SEOUL).date() - dt.timedelta(days=1)
+    sessions = trading_sessions(last - dt.timedelta(days=60), last)
+    return sessions[-DEFAULT_SESSIONS:][0], sessions[-1]
 
+
+@dataclass
+class RangeRun:
+    """One run: the assets sharing one partitions definition, over [first_key, last_key]."""
+
+    asset_keys: list[Any]  # dg.AssetKey
+    groups: list[str]
+    first_key: str
+    last_key: str
+    partitions: int
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_runs(
+    specs: Sequence[Any], start: str | None, end: str | None, now: dt.datetime
+) -> list[RangeRun]:
+    """The runs for `specs` (dg.AssetSpec, already filtered by domain) over START..END.
+
+    Without START/END the range is the calendar span of the last 20 XKRX sessions. A range that
+    begins before a partitions definition's first partition starts there (and says so); one that
+    ends after its latest partition is an error."""
     first = _parse_date("START", start) if start else None
-    last = _parse_date("END", end) if end else last_allowed
-    if first and first > last:
+    last = _parse_date("END", end) if end else None
+    if first and last and first > last:
         raise UsageError(f"START={first} is after END={last}: the range is inverted")
-    if last > last_allowed:
-        raise UsageError(
-            f"END={last} has no partition yet: the latest is {last_allowed} "
-            "(a day's partition opens at 00:00 KST after it; data is published after 13:00 KST "
-            "on the next business day)"
-        )
-    if first is None:
-        sessions = trading_sessions(max(first_allowed, last - dt.timedelta(days=60)), last)
-        if not sessions:
-            raise UsageError(f"no XKRX session in the 60 days up to {last}")
-        first = sessions[-DEFAULT_SESSIONS:][0]
-    if first < first_allowed:
-        raise UsageError(
-            f"START={first} is before the first partition {first_allowed} "
-            "(set STOCK_PARTITIONS_START to go further back)"
-        )
-    # Partition keys are the weekdays: snap the ends of the range onto them.
-    weekdays = [
-        first + dt.timedelta(days=n)
-        for n in range((last - first).days + 1)
-        if (first + dt.timedelta(days=n)).weekday() < 5
-    ]
-    if not weekdays:
-        raise UsageError(f"no weekday partition between {first} and {last}")
-    return weekdays[0], weekdays[-1]
+    if first is None or last is None:
+        span_first, span_last = default_span(now)
+        if last is None and first is not None:
+            span_last = max(span_last, first)
+        first, last = first or span_first, last or span_last
+
+    by_partitions: dict[Any, list[Any]] = {}
+    for spec in specs:
+        by_partitions.setdefault(spec.partitions_def, []).append(spec)
+    runs = []
+    for partitions_def, members in by_partitions.items():
+        groups = sorted({spec.group_name for spec in members})
+        what = ", ".join(groups)
+        keys = partitions_def.get_partition_keys(current_time=now)
+        if not keys:
+            raise UsageError(f"{what}: no partition has ended yet (first partition "
+                             f"{partitions_def.start:%Y-%m-%d})")
+        days = [dt.date.fromisoformat(key) for key in keys]
+        notes = []
+        if last > days[-1] and end:
+            raise UsageError(
+                f"END={last} has no partition of {what} yet: the latest is {days[-1]} (a day's "
+                "partition opens when the day has ended)"
+            )
+        if first < days[0]:
+            notes.append(f"{what} starts at its first partition {days[0]}, not {first}")
+        chosen = [key for key, day in zip(keys, days) if first <= day <= last]
+        if not chosen:
+            raise UsageError(f"no partition of {what} between {first} and {last}")
+        runs.append(RangeRun([spec.key for spec in members], groups, chosen[0], chosen[-1],
+                             len(chosen), notes))
+    return runs
 
 
-def prepare_instance(settings: Settings) -> dict[str, str]:
-    """Environment for Dagster processes: the local instance lives in the data dir."""
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    path, wanted = home / "dagster.yaml", instance_yaml(home)
-    if not path.exists() or (
-        path.read_text().startswith(INSTANCE_HEADER) and path.read_text() != wanted
-    ):
-        path.write_text(wanted)
-    # The venv's bin first: dagster-dbt looks for `dbt` on PATH when it prepares the manifest.
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
-        "DAGSTER_HOME": str(home),
-        "STOCK_PLATFORM_DATA_DIR": str(settings.data_dir),
-    }
+def select_specs(defs: Any, domain: str | None) -> list[Any]:
+    """The partitioned assets of `domain` (an asset group), or of every domain."""
+    specs = [spec for spec in defs.resolve_all_asset_specs() if spec.partitions_def is not None]
+    domains = sorted({spec.group_name for spec in specs})
+    if domain is None:
+        return specs
+    if domain not in domains:
+        raise UsageError(f"DOMAIN={domain!r} is not a domain; domains: {', '.join(domains)}")
+    return [spec for spec in specs if spec.group_name == domain]
 
 
-def _alive_since(pid: int, since: float) -> bool:
-    """Whether process `pid`, which existed at epoch time `since`, still runs: not gone, not a
-    zombie, and not a newer process that reused the id (checked through /proc where it exists)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        # Fields after "(comm)": state is the 3rd field of the line, starttime the 22nd.
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, StopIteration, IndexError):
-        return True  # no /proc (macOS): the id exists; assume it is the same process
-    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return fields[0] not in ("Z", "X") and started <= since + 2.0  # btime has 1 s resolution
+# running ----------------------------------------------------------------------------------------
+@functools.cache
+def definitions() -> Any:
+    """The code location's Definitions, loaded once per process."""
+    from stock_platform.definitions import defs
+
+    return defs()
 
 
-def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark runs whose run worker died (SIGKILL, OOM killer, power loss) as failed, and free the
-    pool slots of finished runs. Returns the ids of the runs marked failed.
-
-    Why: a run killed while a step holds a pool slot keeps that slot forever (Dagster frees it
-    when the step ends, or through a run-monitoring daemon this local instance does not have), and
-    with a limit of 1 the next run's warehouse step would wait for it forever. The killed run
-    also stays "started" in the UI. A run is dead when the process that started it (the one that
-    logged its RUN_START and executes its steps in-process) no longer exists on this machine;
-    a run in progress, e.g. a concurrent `make run`, is left alone.
-    """
-    reaped = []
-    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
-        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
-        pid = starts[0].dagster_event.pid if starts else None
-        if pid is None or _alive_since(pid, starts[0].timestamp):
-            continue
-        instance.report_run_failed(
-            run, f"The run worker (pid {pid}) is gone: killed or crashed. Marked failed "
-            "by stock_platform.cli, which freed the run's pool slots; re-run the partitions."
-        )
-        reaped.append(run.run_id)
-    storage = instance.event_log_storage
-    if storage.supports_global_concurrency_limits:
-        for run_id in storage.get_concurrency_run_ids():
-            run = instance.get_run_by_id(run_id)
-            if run is None or run.is_finished:
-                storage.free_concurrency_slots_for_run(run_id)
-    return reaped
+RANGE_JOB = "make_run"
 
 
-def reap(settings: Settings) -> None:
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        for run_id in reap_dead_runs(instance):
+def range_job(asset_key_strings: tuple[str, ...]) -> Any:
+    """A job of these assets (for dg.build_reconstructable_job), named after the command."""
+    import dagster as dg
+
+    keys = [dg.AssetKey.from_user_string(key) for key in asset_key_strings]
+    job = dg.define_asset_job(RANGE_JOB, selection=keys)
+    return dg.Definitions.merge(definitions(), dg.Definitions(jobs=[job])).resolve_job_def(RANGE_JOB)
+
+
+class Progress:
+    """Follows a run's events in the instance and shows each step as a person follows it."""
+
+    def __init__(self, instance: Any, tag: str, steps: dict[str, int], out: IO[str]):
+        self.instance, self.tag, self.steps, self.out = instance, tag, steps, out
+        self.done = threading.Event()
+        self.rows: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=10)
+
+    def _follow(self) -> None:
+        import dagster as dg
+        from rich import progress as rich
+
+        console = rich.Console(file=self.out, highlight=False)
+        bars: dict[str, Any] = {}
+        run_id, cursor = None, None
+        columns = (rich.SpinnerColumn(), rich.TextColumn("{task.description:28}"), rich.BarColumn(),
+                   rich.MofNCompleteColumn(), rich.TimeElapsedColumn())
+        with rich.Progress(*columns, console=console, transient=True) as progress:
+            while True:
+                finishing = self.done.is_set()
+                if run_id is None:
+                    records = self.instance.get_run_records(
+                        filters=dg.RunsFilter(tags={INVOCATION_TAG: self.tag}), limit=1)
+                    run_id = records[0].dagster_run.run_id if records else None
+                if run_id is not None:
+                    connection = self.instance.get_records_for_run(run_id, cursor=cursor)
+                    cursor = connection.cursor
+                    for record in connection.records:
+                        self._show(record.event_log_entry, progress, bars, console)
+                if finishing:
+                    return
+                self.done.wait(0.5)
+
+    def _show(self, entry: Any, progress: Any, bars: dict, console: Any) -> None:
+        event = entry.dagster_event
+        if event is None:
+            return
+        step, kind = event.step_key, event.event_type_value
+        if kind == "STEP_START" and step in self.steps:
+            self.started[step] = entry.timestamp
+            bars[step] = progress.add_task(step, total=self.steps[step])
+        elif kind == "ASSET_MATERIALIZATION" and step in bars:
+            progress.advance(bars[step])
+            rows = event.event_specific_data.materialization.metadata.get("dagster/row_count")
+            if rows is not None:
+                self.rows[step] = self.rows.get(step, 0) + int(rows.value)
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in bars:
+            progress.remove_task(bars.pop(step))
+            elapsed = entry.timestamp - self.started.get(step, entry.timestamp)
+            rows = f"{self.rows[step]:>12,} rows" if step in self.rows else " " * 17
+            mark = "done  " if kind == "STEP_SUCCESS" else "FAILED"
+            console.print(f"  {mark} {step:28} {rows}  {elapsed:7.1f} s")
+            if kind == "STEP_FAILURE":
+                console.print(f"         {_step_error(event)}")
+
+
+def _step_error(event: Any) -> str:
+    from stock_platform.platform.notifications import step_error
+
+    return step_error(event).splitlines()[0][:300]
+
+
+@contextmanager
+def output_to(log: Path, verbose: bool):
+    """Everything this process and its children write (Dagster's event stream, Spark's JVM,
+    dbt) goes to `log`; yields a stream to the terminal. With `verbose` the log is also shown."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal_fd = os.dup(1)
+    terminal = os.fdopen(terminal_fd, "w", buffering=1)
+    with open(log, "ab") as handle:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        stop = threading.Event()
+        echo = threading.Thread(target=_echo, args=(log, terminal, stop), daemon=True)
+        if verbose:
+            echo.start()
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            if verbose:
+                stop.set()
+                echo.join(timeout=5)
+    terminal.close()
+
+
+def _echo(log: Path, terminal: IO[str], stop: threading.Event) -> None:
+    with open(log, errors="replace") as handle:
+        handle.seek(0, os.SEEK_END)
+        while not stop.is_set():
+            chunk = handle.read()
+            if chunk:
+                terminal.write(chunk)
+            else:
+                stop.wait(0.2)
+        terminal.write(handle.read())
+
+
+def execute(settings: PlatformSettings, runs: list[RangeRun], log: Path, verbose: bool) -> bool:
+    import dagster as dg
+
+    from stock_platform.platform.instance import reap_dead_runs
+
+    ok = True
+    with dg.DagsterInstance.get() as instance:
+        for run_id in reap_dead_runs(instance):  # a killed run must not hold the pool slots
             print(f"Run {run_id} had died (killed or crashed): marked it failed and freed its "
-                  "pool slots", file=sys.stderr, flush=True)
+                  "pool slots", flush=True)
+        for run in runs:
+            steps = _steps(run)
+            print(f"\n{', '.join(run.groups)}: {run.first_key} .. {run.last_key} "
+                  f"({run.partitions} partitions) in one run", flush=True)
+            for note in run.notes:
+                print(f"  note: {note}", flush=True)
+            tag = uuid.uuid4().hex
+            job = dg.build_reconstructable_job(
+                "stock_platform.cli", "range_job", (tuple(k.to_user_string() for k in run.asset_keys),)
+            )
+            started = time.monotonic()
+            with output_to(log, verbose) as terminal, Progress(instance, tag, steps, terminal):
+                result = dg.execute_job(
+                    job, instance,
+                    tags={"dagster/asset_partition_range_start": run.first_key,
+                          "dagster/asset_partition_range_end": run.last_key,
+                          INVOCATION_TAG: tag},
+                    asset_selection=run.asset_keys,
+                )
+            state = "succeeded" if result.success else "FAILED"
+            print(f"  run {result.run_id} {state} in {time.monotonic() - started:.1f} s",
+                  flush=True)
+            if not result.success:
+                ok = False
+                break
+    return ok
 
 
-def summary(settings: Settings, first: dt.date, last: dt.date) -> str:
+def _steps(run: RangeRun) -> dict[str, int]:
+    """Each step of the run and how many materializations it records (assets x partitions)."""
+    steps: dict[str, int] = {}
+    for key in run.asset_keys:
+        name = definitions().resolve_assets_def(key).op.name
+        steps[name] = steps.get(name, 0) + run.partitions
+    return steps
+
+
+def summaries(settings: PlatformSettings, runs: list[RangeRun]) -> str:
+    """Each domain's summary (its module `summary.py`, if it has one), from the local warehouse."""
     from stock_platform.platform.warehouse.duckdb import DuckDBWarehouse
 
-    lines = [f"stock_platform: partitions {first} .. {last}", ""]
-    # Waits while another run writes the warehouse (one writing process at a time).
-    warehouse = DuckDBWarehouse(settings.warehouse_path, settings.raw_dataset)
-    with warehouse.connect(read_only=True) as con:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema IN (?, ?) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
-            [settings.raw_dataset, settings.analytics_dataset],
-        ).fetchall()
-        lines.append(f"{'table':45} {'rows':>10}  date range")
-        for schema, table in tables:
-            rows, low, high = con.execute(
-                f"SELECT count(*), min(trade_date), max(trade_date) FROM {schema}.{table}"
-            ).fetchone()
-            lines.append(f"{schema + '.' + table:45} {rows:>10}  {low} .. {high}")
-        movers = con.execute(
-            f"SELECT trade_date, market, direction, rank, ticker, name, change_pct, close "
-            f"FROM {settings.analytics_dataset}.top_movers_daily "
-            f"WHERE trade_date = (SELECT max(trade_date) FROM "
-            f"{settings.analytics_dataset}.top_movers_daily WHERE trade_date <= ?) AND rank <= 3 "
-            "ORDER BY market, direction, rank",
-            [last],
-        ).fetchall()
-    if movers:
-        lines += ["", f"Top movers on {movers[0][0]} (top 3 per market and direction):"]
-        for _, market, direction, rank, ticker, name, pct, close in movers:
-            lines.append(
-                f"  {market:7} {direction:6} #{rank} {ticker} {name}  {pct:+.2f}%  close {close:,}"
-            )
+    lines = []
+    with DuckDBWarehouse(settings.warehouse_path).connect(read_only=True) as con:
+        for run in runs:
+            for group in run.groups:
+                try:
+                    module = importlib.import_module(f"stock_platform.defs.{group}.summary")
+                except ModuleNotFoundError:
+                    continue
+                first, last = dt.date.fromisoformat(run.first_key), dt.date.fromisoformat(run.last_key)
+                lines += ["", f"{group}: {first} .. {last}", *module.summary(con, first, last)]
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+# commands ---------------------------------------------------------------------------------------
+def _launched(settings: PlatformSettings) -> bool:
+    return bool(settings.instance_db_url)
+
+
+def _relaunch(settings: PlatformSettings, argv: list[str]) -> None:
+    """Run this command again with the local instance's environment (it must be in the
+    environment when Dagster, Spark and dbt start): the embedded PostgreSQL, DAGSTER_HOME."""
+    from stock_platform.platform.instance import old_sqlite_history, prepare_instance
+
+    env = child_environment(prepare_instance(settings))
+    history = old_sqlite_history(settings)
+    if history is not None:
+        print(f"note: runs are now kept in PostgreSQL ({settings.data_path / 'postgres'}); the "
+              f"SQLite history of earlier runs in {history} is not shown any more (delete it "
+              "to free the space).", flush=True)
+    os.execve(sys.executable, [sys.executable, "-m", "stock_platform.cli", *argv], env)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from stock_platform.platform.calendars import SEOUL
     from stock_platform.platform.spark import require_java
 
-    settings = load_settings()
+    settings = platform_settings()
     require_java()
-    first, last = resolve_range(args.start, args.end, dt.datetime.now(SEOUL))
-    print(f"Materializing the whole graph for {first} .. {last} in one run", flush=True)
-    command = [
-        sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "stock_platform.definitions",
-        "--select", "*",
-        "--partition-range", f"{first}...{last}",
-    ]
-    env = prepare_instance(settings)
-    reap(settings)  # a killed earlier run must not hold the pool slots this run needs
-    result = subprocess.run(command, env=env, cwd=REPO_ROOT)
-    if result.returncode != 0:
-        reap(settings)
-        print(f"\nThe run failed (exit {result.returncode}); see the log above.", file=sys.stderr)
-        return result.returncode
-    print("\n" + summary(settings, first, last))
+    if not _launched(settings):
+        _relaunch(settings, argv)
+    runs = plan_runs(select_specs(definitions(), args.domain), args.start, args.end,
+                     dt.datetime.now(SEOUL))
+    log = settings.data_path / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
+    print(f"Dagster's event stream: {log}", flush=True)
+    if not execute(settings, runs, log, args.verbose):
+        print(f"\nThe run failed; the step's error is above, the whole story in {log}",
+              file=sys.stderr)
+        return 1
+    print(summaries(settings, runs))
     return 0
 
 
-def dev(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    command = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", "workspace.yaml"]
-    env = prepare_instance(settings)
-    reap(settings)
-    os.execvpe(str(Path(sys.executable).parent / command[0]), command, env)
+def dev(args: argparse.Namespace, argv: list[str]) -> int:
+    """The Dagster webserver and daemon on the local instance (`dagster dev`)."""
+    import dagster as dg
+
+    from stock_platform.platform.instance import prepare_instance, reap_dead_runs
+
+    settings = platform_settings()
+    env = child_environment(prepare_instance(settings))
+    command = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", args.host,
+               "-p", str(args.port), "-w", "workspace.yaml"]
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for run_id in reap_dead_runs(instance):
+            print(f"Run {run_id} had died: marked it failed", flush=True)
+    print(f"Serving the Dagster UI on http://{args.host}:{args.port}", flush=True)
+    os.execve(command[0], command, env)
+
+
+def stop(args: argparse.Namespace, argv: list[str]) -> int:
+    from stock_platform.platform.instance import stop_postgres
+
+    settings = platform_settings()
+    if stop_postgres(settings):
+        print(f"Stopped the embedded PostgreSQL server of {settings.data_path}")
+    else:
+        print(f"The embedded PostgreSQL server of {settings.data_path} was not running")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m stock_platform.cli")
     commands = parser.add_subparsers(dest="command", required=True)
-    run_parser = commands.add_parser("run", help="materialize the whole graph for a range")
-    run_parser.add_argument("--start", help="first day, YYYY-MM-DD")
-    run_parser.add_argument("--end", help="last day, YYYY-MM-DD")
+    run_parser = commands.add_parser("run", help="materialize the domains for a range")
+    run_parser.add_argument("--start", help="first day, YYYY-MM-DD (default: 20 sessions back)")
+    run_parser.add_argument("--end", help="last day, YYYY-MM-DD (default: the latest session)")
+    run_parser.add_argument("--domain", help="one domain (asset group); default: every domain")
+    run_parser.add_argument("--verbose", action="store_true",
+                            help="show Dagster's event stream as well")
     run_parser.set_defaults(handler=run)
     dev_parser = commands.add_parser("dev", help="Dagster webserver and daemon")
     dev_parser.add_argument("--host", default="127.0.0.1")
     dev_parser.add_argument("--port", type=int, default=3000)
     dev_parser.set_defaults(handler=dev)
+    stop_parser = commands.add_parser("stop", help="stop the embedded PostgreSQL server")
+    stop_parser.set_defaults(handler=stop)
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        return args.handler(args, argv)
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except dg.Failure as exc:
-        print(f"error: {exc.description}", file=sys.stderr)
+    except Exception as exc:  # dg.Failure from the Java check
+        description = getattr(exc, "description", None)
+        if description is None:
+            raise
+        print(f"error: {description}", file=sys.stderr)
         return 2
 
 

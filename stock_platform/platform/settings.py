@@ -11,6 +11,8 @@ of the code location.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -55,6 +57,8 @@ class PlatformSettings(DomainSettings):
     pod_namespace: str = Field("", alias="POD_NAMESPACE")
     slack_webhook_url: SecretStr | None = Field(None, alias="SLACK_WEBHOOK_URL")
     java_home: str = Field("", alias="JAVA_HOME")
+    # The local instance's database, set by the CLI for the Dagster processes it launches.
+    instance_db_url: str = Field("", alias="STOCK_PLATFORM_INSTANCE_DB_URL")
     # Test hooks (platform/failpoints.py): unset in production.
     failpoint: str = Field("", alias="STOCK_PLATFORM_FAILPOINT")
     failpoint_marker: str = Field("", alias="STOCK_PLATFORM_FAILPOINT_MARKER")
@@ -114,3 +118,10 @@ def require_value(name: str, value: str | None, why: str) -> str:
     if not value:
         raise SettingsError(f"{name} is not set; it is required {why}")
     return value
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a process the CLI launches: this one's, plus `extra`, with this
+    interpreter's bin folder (the venv's dagster, dbt and python) first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, **extra, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}

