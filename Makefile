@@ -1,6 +1,6 @@
 # The README's commands. Each target installs what it needs from the committed lock file.
 .DEFAULT_GOAL := help
-.PHONY: help run test dev dbt clean
+.PHONY: help run test test-fast lint check-defs dev stop dbt clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -14,6 +14,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# dg runs the code location with the project's venv; saying it is active silences its warning.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 # The browser tests drive Debian's chromium (Playwright's own browser download needs the network).
@@ -23,12 +25,18 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/te
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
 help:
-	@echo "make run [START=YYYY-MM-DD END=YYYY-MM-DD]  materialize the whole graph for a range"
-	@echo "make test                                   the test suite"
-	@echo "make dev                                    Dagster webserver + daemon on 127.0.0.1:3000"
-	@echo "make dbt [DBT_ARGS=...]                     dbt build against the local warehouse"
-	@echo "make bench [BENCH_ARGS=--quick]             the platform benchmark (about 25 min; bench/results/)"
-	@echo "make bench-api                              data.go.kr client vs. its rate bound (fake API)"
+	@echo "make run [START=YYYY-MM-DD] [END=YYYY-MM-DD] [DOMAIN=name] [VERBOSE=1]"
+	@echo "                      materialize every domain (or DOMAIN) for a range, one run per"
+	@echo "                      partitions definition; default range: the last 20 KRX sessions"
+	@echo "make test             lint, dg check defs, then the whole test suite (what CI runs)"
+	@echo "make test-fast        the unit tier only (under 2 minutes)"
+	@echo "make lint             ruff, mypy on stock_platform/, sqlfluff on the dbt models"
+	@echo "make dev              Dagster webserver + daemon on 127.0.0.1:3000 (PORT=...)"
+	@echo "make stop             stop the embedded PostgreSQL server of the data dir"
+	@echo "make dbt [DBT_ARGS=...]  dbt build against the local warehouse"
+	@echo "make bench [BENCH_ARGS=--quick]  the platform benchmark (bench/results/)"
+	@echo "make bench-api        data.go.kr client vs. its rate bound (fake API)"
+	@echo "Data goes to STOCK_PLATFORM_DATA_DIR (default .data/); see README.md for settings."
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -50,13 +58,33 @@ $(CHROMIUM):
 	fi
 
 run: $(MANIFEST)
-	$(PY) -m stock_platform.cli run $(if $(START),--start $(START)) $(if $(END),--end $(END))
+	$(PY) -m stock_platform.cli run $(if $(START),--start $(START)) $(if $(END),--end $(END)) \
+		$(if $(DOMAIN),--domain $(DOMAIN)) $(if $(VERBOSE),--verbose)
 
-test: $(MANIFEST) | $(CHROMIUM)
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check stock_platform tests bench
+	$(VENV)/bin/mypy stock_platform
+	$(VENV)/bin/sqlfluff lint dbt_project/models
+
+# Both environments load offline (gcp settings are only checked when a run needs them).
+GCP_OFFLINE := STOCK_PLATFORM_ENV=gcp GCP_PROJECT=offline-check BQ_LOCATION=US GCS_LAKE_URI=gs://offline-check/lake
+check-defs: $(MANIFEST)
+	$(VENV)/bin/dg check defs
+	$(VENV)/bin/dg list defs > /dev/null
+	$(GCP_OFFLINE) $(VENV)/bin/dg check defs
+	$(GCP_OFFLINE) $(VENV)/bin/dg list defs > /dev/null
+
+test: lint check-defs | $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-fast: $(MANIFEST)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
 dev: $(MANIFEST)
-	$(PY) -m stock_platform.cli dev
+	$(PY) -m stock_platform.cli dev $(if $(PORT),--port $(PORT))
+
+stop: $(VENV)/.synced
+	$(PY) -m stock_platform.cli stop
 
 dbt: $(MANIFEST)
 	STOCK_PLATFORM_DATA_DIR=$${STOCK_PLATFORM_DATA_DIR:-$(CURDIR)/.data} $(VENV)/bin/dbt build $(DBT_FLAGS) $(DBT_ARGS)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-from stock_platform.platform.calendars import trading_sessions  # noqa: E402
-from stock_platform.defs.stock_prices.sources.data_go_kr import DataGoKrConfig, DataGoKrSource  # noqa: E402
-from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket  # noqa: E402
-from stock_platform.testing.fake_data_go_kr import FakeDataGoKr  # noqa: E402
+from stock_platform.defs.stock_prices.sources.data_go_kr import DataGoKrConfig, DataGoKrSource
+from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
+from stock_platform.platform.calendars import trading_sessions
+from stock_platform.testing.fake_data_go_kr import FakeDataGoKr
 
 KEY = "bench+Key/0123456789=="
 

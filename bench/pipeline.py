@@ -15,6 +15,7 @@ Writes bench/results/benchmark.json, REPORT.md and wall_time.png; prints the tab
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -70,25 +71,45 @@ class PeakMemory(threading.Thread):
                 return
             total = 0
             for process in processes:
-                try:
+                # gone, or (unlike RSS) its smaps not readable
+                with contextlib.suppress(psutil.Error):
                     total += process.memory_full_info().pss
-                except psutil.Error:  # gone, or (unlike RSS) its smaps not readable
-                    pass
             self.peak = max(self.peak, total)
 
 
+def settings_for(data_dir: Path):
+    from stock_platform.platform.settings import PlatformSettings, parse
+
+    return parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(data_dir)})
+
+
+def instance_env(data_dir: Path) -> dict[str, str]:
+    """What the CLI gives the Dagster processes it launches, for `data_dir`."""
+    from stock_platform.platform.instance import prepare_instance
+    from stock_platform.platform.settings import child_environment
+
+    return child_environment(prepare_instance(settings_for(data_dir)))
+
+
+def stop_server(data_dir: Path) -> None:
+    """The embedded PostgreSQL of a data dir outlives its runs (a local service): stop it."""
+    from stock_platform.platform.instance import stop_postgres
+
+    if data_dir.exists():
+        stop_postgres(settings_for(data_dir))
+
+
 def run_platform(data_dir: Path, first: str, last: str, partition_only: bool = False) -> dict:
-    """One `make run`-equivalent (or, for (b), one single-partition `dagster asset materialize`)."""
+    """One `make run DOMAIN=stock_prices` (or, for (b), one single-partition
+    `dagster asset materialize`)."""
     env = {**os.environ, "STOCK_PLATFORM_DATA_DIR": str(data_dir)}
     if partition_only:
-        from stock_platform.cli import prepare_instance
-        from stock_platform.platform.settings import load_settings
-
-        env = prepare_instance(load_settings(env))
+        env = instance_env(data_dir)
         command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-                   "stock_platform.definitions", "--select", "*", "--partition", first]
+                   "stock_platform.definitions", "--select", "group:stock_prices", "--partition", first]
     else:
-        command = [sys.executable, "-m", "stock_platform.cli", "run", "--start", first, "--end", last]
+        command = [sys.executable, "-m", "stock_platform.cli", "run", "--domain", "stock_prices",
+                   "--start", first, "--end", last]
     log = data_dir / f"run-{first}-{last}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -110,7 +131,15 @@ def step_breakdown(data_dir: Path, launched: float, ended: float) -> dict[str, f
     """Seconds per phase of the latest run, from its Dagster event log."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
+    # The instance's storage URL comes from the environment its processes get.
+    saved = dict(os.environ)
+    os.environ.update(instance_env(data_dir))
+    try:
+        instance = dg.DagsterInstance.from_config(str(data_dir / "dagster_home"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    with instance:
         run = instance.get_runs(limit=1)[0]
         events = {}
         for record in instance.all_logs(run.run_id):
@@ -137,9 +166,9 @@ def warehouse_rows(data_dir: Path) -> int:
 
 
 def partitions_in(first: str, last: str) -> int:
-    from stock_platform.platform.calendars import DAILY_PARTITIONS
+    from stock_platform.defs.stock_prices.partitions import STOCK_PARTITIONS
 
-    keys = DAILY_PARTITIONS.get_partition_keys()
+    keys = STOCK_PARTITIONS.get_partition_keys()
     return keys.index(last) - keys.index(first) + 1
 
 
@@ -157,8 +186,8 @@ def backfill(fresh, name: str, span: tuple[str, str], repeat: int) -> dict:
 def bench_api(repeat: int) -> dict:
     from api_ingest import ingest
 
-    from stock_platform.platform.calendars import trading_sessions
     from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
+    from stock_platform.platform.calendars import trading_sessions
 
     args = argparse.Namespace(latency=[0.2, 0.5], max_rps=10.0, page_size=1000)
     days = trading_sessions(dt.date(2024, 1, 2), dt.date(2024, 3, 31))[:40]
@@ -186,6 +215,7 @@ def main() -> None:
 
     def fresh(name: str) -> Path:
         path = scratch / name
+        stop_server(path)
         shutil.rmtree(path, ignore_errors=True)
         return path
 
@@ -221,6 +251,8 @@ def main() -> None:
             print("(d) API ingestion against the fake server's rate bound", flush=True)
             result["d"] = bench_api(repeat)
     finally:
+        for data_dir in scratch.iterdir():
+            stop_server(data_dir)
         shutil.rmtree(scratch, ignore_errors=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -281,7 +313,8 @@ def render(result: dict) -> str:
         "",
         f"{m['date']}, {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}. Embedded defaults "
         "(synthetic market, local disk, local Spark, DuckDB); every run starts as `make run` does, "
-        "in a fresh data dir. Peak memory is the summed PSS (shared pages counted once) of the run's process tree.",
+        "in a fresh data dir. Peak memory is the summed PSS (shared pages counted once) of the run's process tree "
+        "(the embedded PostgreSQL server of the Dagster instance runs apart from it and is not counted).",
         "",
         "| figure | measured | target |",
         "|---|---|---|",

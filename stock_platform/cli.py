@@ -370,17 +370,18 @@ def dev(args: argparse.Namespace, argv: list[str]) -> int:
     """The Dagster webserver and daemon on the local instance (`dagster dev`)."""
     import dagster as dg
 
-    from stock_platform.platform.instance import prepare_instance, reap_dead_runs
+    from stock_platform.platform.instance import reap_dead_runs
 
     settings = platform_settings()
-    env = child_environment(prepare_instance(settings))
+    if not _launched(settings):  # the instance's dagster.yaml reads its database URL from the env
+        _relaunch(settings, argv)
     command = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", args.host,
                "-p", str(args.port), "-w", "workspace.yaml"]
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with dg.DagsterInstance.get() as instance:
         for run_id in reap_dead_runs(instance):
             print(f"Run {run_id} had died: marked it failed", flush=True)
     print(f"Serving the Dagster UI on http://{args.host}:{args.port}", flush=True)
-    os.execve(command[0], command, env)
+    os.execve(command[0], command, child_environment({}))
 
 
 def stop(args: argparse.Namespace, argv: list[str]) -> int:

@@ -1,9 +1,9 @@
 """Kubernetes policy in one place: how a step asks for its pod, and Spark with executors as pods.
 
-Per-step resources (each domain sizes its own steps) are `dagster-k8s/config` *op* tags on the assets themselves, so they hold for
-every way a run starts (schedule, UI materialize, backfill, automation). Job-level tags would be
-ignored for runs the UI launches from an asset selection, and k8s_job_executor never applies
-job-level tags to step pods anyway.
+Per-step resources (each domain sizes its own steps) are `dagster-k8s/config` *op* tags on the
+assets themselves, so they hold for every way a run starts (schedule, UI materialize, backfill,
+automation). Job-level tags would be ignored for runs the UI launches from an asset selection,
+and k8s_job_executor never applies job-level tags to step pods anyway.
 """
 
 from __future__ import annotations

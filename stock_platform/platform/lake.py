@@ -30,7 +30,7 @@ MANIFEST = "_manifest.json"
 
 def new_version() -> str:
     """A version id that sorts by creation time and is unique across concurrent writers."""
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{now}-{uuid.uuid4().hex[:8]}"
 
 
@@ -56,7 +56,7 @@ class Manifest:
                 "rows": self.rows,
                 "status": self.status,
                 "details": self.details,
-                "published_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "published_at": dt.datetime.now(dt.UTC).isoformat(),
             },
             ensure_ascii=False,
             indent=1,
@@ -125,6 +125,13 @@ class Lake:
             return Manifest.from_json(self.read_bytes(path))
         except FileNotFoundError:
             return None
+
+    def published(self, dataset: str, day: dt.date) -> Manifest:
+        """The manifest of a partition that must be published; an error naming it otherwise."""
+        manifest = self.manifest(dataset, day)
+        if manifest is None:
+            raise FileNotFoundError(f"{self.uri(self.partition_dir(dataset, day))} is not published")
+        return manifest
 
     def files(self, dataset: str, day: dt.date) -> list[str]:
         """URIs of the files of the published version of a partition ([] if none or empty)."""

@@ -77,6 +77,8 @@ def step_error(event: dg.DagsterEvent) -> str:
 def notify_run_failure(context: dg.RunFailureSensorContext):
     # The run's failure event only names the failed steps; the steps' own errors say why.
     errors = [f"{e.step_key}: {step_error(e)}" for e in context.get_step_failure_events()]
-    notifier().notify(
-        failure_message(context.dagster_run, "\n".join(errors) or context.failure_event.message)
+    notifier().notify(failure_message(
+            context.dagster_run,
+            "\n".join(errors) or context.failure_event.message or "(no error message)",
+        )
     )

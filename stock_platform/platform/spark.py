@@ -93,7 +93,10 @@ def start_session(config: dict[str, str]) -> Any:
     """A SparkSession with `config` (or the one this process already has)."""
     from pyspark.sql import SparkSession
 
-    return SparkSession.builder.config(map=config).getOrCreate()
+    builder = SparkSession.builder
+    for key, value in config.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 class SparkSessionResource(dg.ConfigurableResource):

@@ -57,7 +57,10 @@ def main(argv: list[str]) -> None:
     with open_dagster_pipes(params_loader=loader, message_writer=writer) as pipes:
         spark = SparkSession.builder.appName(args.job.rpartition(":")[2]).getOrCreate()
         # Spark reads the file itself, so gs:// needs nothing beyond the cluster's GCS connector.
-        text = spark.read.text(args.arguments, wholetext=True).first()[0]
+        row = spark.read.text(args.arguments, wholetext=True).first()
+        if row is None:
+            raise ValueError(f"{args.arguments} is empty: expected the job's arguments as JSON")
+        text = row[0]
         pipes.log.info(f"Running {args.job}")
         metadata = load_job(args.job)(spark, **json.loads(text))
         pipes.report_asset_materialization(metadata=metadata)

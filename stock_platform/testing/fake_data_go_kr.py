@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
@@ -214,7 +215,7 @@ class FakeDataGoKr:
                 scripted = self._script.popleft() if self._script else None
                 if scripted is None and self._rng.random() < self.fault_rate:
                     scripted = self._rng.choice(self.random_faults)
-                if scripted not in (None, "ok"):
+                if scripted is not None and scripted != "ok":
                     status, body, outcome = self._fault(scripted, param)
                     delay += self.stall_s if scripted == "stall" else 0.0
             self.requests.append(
@@ -272,7 +273,7 @@ class FakeDataGoKr:
         size, page_no = int(param["numOfRows"]), int(param["pageNo"])
         frame = self.frames.get(param["basDt"])
         total = 0 if frame is None else len(frame)
-        rows = frame.iloc if isinstance(frame, pd.DataFrame) else frame
+        rows: Any = frame.iloc if isinstance(frame, pd.DataFrame) else frame
         chunk = rows[(page_no - 1) * size : page_no * size] if total else None
         if chunk is not None and drop_last:
             chunk = chunk[:-1]
@@ -292,12 +293,12 @@ class FakeDataGoKr:
             body = body.replace('"header":{', f'"header":{{"serviceKey":{key},', 1)
         return body.encode()
 
-    def _enter(self) -> None:
+    def enter_request(self) -> None:
         with self._lock:
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
 
-    def _leave(self) -> None:
+    def leave_request(self) -> None:
         with self._lock:
             self._in_flight -= 1
 
@@ -307,9 +308,9 @@ def _handler(api: FakeDataGoKr) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway
 
         def do_GET(self) -> None:
-            api._enter()
+            api.enter_request()
             try:
-                status, body, outcome, delay = api.answer(self.path)
+                status, body, _outcome, delay = api.answer(self.path)
                 time.sleep(delay)
                 if body is None:  # drop the connection without an answer
                     self.close_connection = True
@@ -323,7 +324,7 @@ def _handler(api: FakeDataGoKr) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up (timeout); nothing to answer
             finally:
-                api._leave()
+                api.leave_request()
 
         def log_message(self, format: str, *args) -> None:
             pass  # request lines carry the service key

@@ -9,13 +9,12 @@ import datetime as dt
 
 import dagster as dg
 
-from stock_platform.defs.stock_prices.partitions import STOCK_PARTITIONS
+from stock_platform.defs.stock_prices.settings import stock_settings
 from stock_platform.platform.calendars import (
     PARTITION_FORMAT,
     SEOUL,
     closure_reason,
     is_trading_day,
-    parse_partition_key,
 )
 
 daily_job = dg.define_asset_job(
@@ -51,7 +50,7 @@ def daily_schedule(context: dg.ScheduleEvaluationContext):
     # The previous *session*, not the previous weekday: after a holiday the data published today
     # is that of the session before the holiday, which no earlier tick could have fetched.
     target = previous_session(today)
-    first = parse_partition_key(STOCK_PARTITIONS.get_first_partition_key())
+    first = stock_settings().partitions_start
     if target < first:
         return dg.SkipReason(f"{target} is before the first partition {first}")
     key = target.strftime(PARTITION_FORMAT)

@@ -3,9 +3,11 @@ with their reasons (rejected/)."""
 
 
 import collections
+import datetime as dt
 import posixpath
 import time
 import uuid
+from typing import Any
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -100,7 +102,7 @@ def clean_stock_prices(
         for day in days for folder in ("clean", "rejected")
     }
     counts = {key: parquet_rows(store, files) for key, files in staged.items()}
-    raw = {day: store.manifest(RAW, day) for day in days}
+    raw = {day: store.published(RAW, day) for day in days}
     unbalanced = [
         f"{day}: raw {raw[day].rows}, clean {counts[day, 'clean']} + rejected {counts[day, 'rejected']}"
         for day in days
@@ -113,7 +115,8 @@ def clean_stock_prices(
             f"on {'; '.join(unbalanced)}"
         )
 
-    stats, reasons = {}, collections.Counter()
+    stats: dict[dt.date, dict[str, Any]] = {}
+    reasons: collections.Counter[str] = collections.Counter()
     for day in days:
         version = new_version()
         status = raw[day].status

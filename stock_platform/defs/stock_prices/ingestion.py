@@ -4,6 +4,7 @@
 import datetime as dt
 import gzip
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import dagster as dg
 
@@ -61,7 +62,8 @@ def raw_stock_prices(
     closed = {day: closure_reason(day) for day in days}
     sessions = [day for day in days if closed[day] is None]
 
-    stats, unpublished = {}, []
+    stats: dict[dt.date, dict[str, Any]] = {}
+    unpublished: list[dt.date] = []
     for day in days:
         if closed[day]:
             store.publish(Manifest(RAW, day, new_version(), [], 0, "market_closed", {"reason": closed[day]}))

@@ -79,8 +79,11 @@ def market_summary_preview(invocation: DbtCliInvocation, last_day: str) -> dg.Me
     dbt adapter (whichever warehouse the target uses; no second dbt process)."""
     node = invocation.manifest["nodes"]["model.stock_platform.market_daily_summary"]
     sql = PREVIEW_SQL.format(relation=node["relation_name"], last_day=last_day)
-    with invocation.adapter.connection_named("market_summary_preview"):
-        _, table = invocation.adapter.execute(sql, fetch=True)
+    adapter = invocation.adapter
+    if adapter is None:  # dagster-dbt could not open the adapter (it logged why)
+        return dg.MetadataValue.md("No preview: the dbt adapter was not available.")
+    with adapter.connection_named("market_summary_preview"):
+        _, table = adapter.execute(sql, fetch=True)
     rows = [dict(zip(table.column_names, row)) for row in table.rows]
     return preview_markdown(rows, last_day)
 

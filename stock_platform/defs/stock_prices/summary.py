@@ -22,7 +22,7 @@ def summary(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> li
     for schema, table in tables:
         rows, low, high = con.execute(
             f"SELECT count(*), min(trade_date), max(trade_date) FROM {schema}.{table}"
-        ).fetchone()
+        ).fetchall()[0]
         lines.append(f"{schema + '.' + table:45} {rows:>10,}  {low} .. {high}")
     if (analytics, "top_movers_daily") not in tables:
         return lines

@@ -7,7 +7,7 @@ from stock_platform.defs.stock_prices.cleaning import clean_stock_prices
 from stock_platform.defs.stock_prices.partitions import PARTITIONED
 from stock_platform.defs.stock_prices.schema import CLEAN, DAILY_PRICES
 from stock_platform.platform.k8s import k8s_op_tags
-from stock_platform.platform.partitions import run_days
+from stock_platform.platform.partitions import record_days, run_days
 from stock_platform.platform.resources.interfaces import LakeResource, WarehouseResource
 
 KEY = dg.AssetKey(["stock_raw", "daily_prices"])
@@ -43,17 +43,18 @@ def daily_prices(
             f"clean_stock_prices is not materialized for {', '.join(missing)}; materialize it first"
         )
     files_by_day = {day: store.files(CLEAN, day) for day in days}
-    expected = sum(manifest.rows for manifest in manifests.values())
+    expected = sum(manifest.rows for manifest in manifests.values() if manifest is not None)
 
     inserted = warehouse.replace_partitions(DAILY_PRICES, files_by_day)
     stats = warehouse.partition_stats(
         DAILY_PRICES, days[0], days[-1], {"market_cap_mismatches": MARKET_CAP_RULE}
     )
     table_name = warehouse.table_name(DAILY_PRICES)
+    per_day = warehouse.rows_by_partition(DAILY_PRICES, days[0], days[-1])
+    record_days(context, {day: {"dagster/row_count": per_day.get(day, 0)} for day in days})
     context.log.info(f"Replaced {days[0]}..{days[-1]} in {table_name}: {inserted} rows")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": stats["rows"],
             "dagster/table_name": table_name,
             "dagster/column_schema": DAILY_PRICES.table_schema(),
             "first_day": days[0].isoformat(),

@@ -68,6 +68,10 @@ class BigQueryWarehouseResource(WarehouseResource):
         with self.bigquery.get_client() as client:
             return BigQueryWarehouse(client, table).partition_stats(first, last, violations)
 
+    def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
+        with self.bigquery.get_client() as client:
+            return BigQueryWarehouse(client, table).rows_by_partition(first, last)
+
     def table_name(self, table: WarehouseTable) -> str:
         return f"{self.bigquery.project}.{table.qualified_name}"
 
@@ -155,9 +159,10 @@ class DataprocSparkResource(SparkResource):
             handle.write(json.dumps(arguments))
         clusters = dataproc_v1.ClusterControllerClient(client_options=self._client_options())
         name = f"stock-spark-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
-        location = {"project_id": self.project, "region": self.region}
         context.log.info(f"Creating Dataproc cluster {name} in {self.region}")
-        clusters.create_cluster(**location, cluster=self.cluster_spec(name)).result()
+        clusters.create_cluster(
+            project_id=self.project, region=self.region, cluster=self.cluster_spec(name)
+        ).result()
         try:
             pipes = PipesDataprocJobClient(
                 client=dataproc_v1.JobControllerClient(client_options=self._client_options()),
@@ -165,8 +170,14 @@ class DataprocSparkResource(SparkResource):
             )
             result = pipes.run(
                 context=context,
-                submit_job_params={**location, "job": self.job_spec(name, job, arguments_uri)},
+                submit_job_params={
+                    "project_id": self.project,
+                    "region": self.region,
+                    "job": self.job_spec(name, job, arguments_uri),
+                },
             )
-            return dict(result.get_materialize_result().metadata)
+            return dict(result.get_materialize_result().metadata or {})
         finally:
-            clusters.delete_cluster(**location, cluster_name=name).result()
+            clusters.delete_cluster(
+                project_id=self.project, region=self.region, cluster_name=name
+            ).result()

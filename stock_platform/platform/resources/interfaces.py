@@ -39,6 +39,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """Rows in [first, last] ("rows"), and per named SQL predicate the rows breaking it."""
         raise NotImplementedError
 
+    def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
+        """Rows per day in [first, last] (days without rows are absent)."""
+        raise NotImplementedError
+
     def table_name(self, table: WarehouseTable) -> str:
         raise NotImplementedError
 

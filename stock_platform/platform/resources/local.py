@@ -24,6 +24,9 @@ class DuckDBWarehouseResource(WarehouseResource):
     ) -> dict[str, int]:
         return DuckDBWarehouse(self.path).partition_stats(table, first, last, violations)
 
+    def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
+        return DuckDBWarehouse(self.path).rows_by_partition(table, first, last)
+
     def table_name(self, table: WarehouseTable) -> str:
         return table.qualified_name
 

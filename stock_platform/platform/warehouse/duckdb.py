@@ -77,7 +77,7 @@ class DuckDBWarehouse:
                         f"SELECT {columns} FROM read_parquet(?) "
                         f"WHERE {key} BETWEEN ? AND ? ORDER BY {order}",
                         [files, first, last],
-                    ).fetchone()[0]
+                    ).fetchall()[0][0]
                 failpoint("duckdb_warehouse.before_commit")  # deleted and inserted, not committed
                 con.execute("COMMIT")
             except BaseException:
@@ -97,5 +97,15 @@ class DuckDBWarehouse:
                 f"SELECT count(*){counts} FROM {table.qualified_name} "
                 f"WHERE {table.partition_column} BETWEEN ? AND ?",
                 [first, last],
-            ).fetchone()
+            ).fetchall()[0]
         return {"rows": row[0], **dict(zip(violations, row[1:]))}
+
+    def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
+        key = table.partition_column
+        with self.connect() as con:
+            rows = con.execute(
+                f"SELECT {key}, count(*) FROM {table.qualified_name} "
+                f"WHERE {key} BETWEEN ? AND ? GROUP BY 1",
+                [first, last],
+            ).fetchall()
+        return dict(rows)

@@ -5,7 +5,16 @@
 with prices as (
 
     select
-        trade_date, ticker, name, market, high, low, close, volume, market_cap, daily_return,
+        trade_date,
+        ticker,
+        name,
+        market,
+        high,
+        low,
+        close,
+        volume,
+        market_cap,
+        daily_return,
         {{ stock_day_number('trade_date') }} as day_number
     from ({{ stock_prices_with_previous() }}) as prices_with_previous
 
@@ -48,7 +57,19 @@ metrics as (
 )
 
 select
-    trade_date, ticker, name, market, close, volume, market_cap, daily_return,
-    ma_5, ma_20, ma_60, volatility_20, high_52w, low_52w
+    trade_date,
+    ticker,
+    name,
+    market,
+    close,
+    volume,
+    market_cap,
+    daily_return,
+    ma_5,
+    ma_20,
+    ma_60,
+    volatility_20,
+    high_52w,
+    low_52w
 from metrics
 where {{ stock_window_filter('trade_date') }}

@@ -3,7 +3,15 @@
 
 with prices as (
 
-    select trade_date, market, change, volume, traded_value, market_cap, prev_market_cap, daily_return
+    select
+        trade_date,
+        market,
+        change,
+        volume,
+        traded_value,
+        market_cap,
+        prev_market_cap,
+        daily_return
     from ({{ stock_prices_with_previous() }}) as prices_with_previous
     where {{ stock_window_filter('trade_date') }}
 
@@ -22,7 +30,7 @@ select
     -- sum(prev_market_cap * daily_return) / sum(prev_market_cap) over the market's tickers with a
     -- non-null daily_return; prev_market_cap is the ticker's market_cap on its previous session
     {{ stock_exact_sum('case when daily_return is not null then prev_market_cap * daily_return end') }}
-        / nullif(sum(case when daily_return is not null then prev_market_cap end), 0)
+    / nullif(sum(case when daily_return is not null then prev_market_cap end), 0)
         as cap_weighted_return
 from prices
 group by trade_date, market

@@ -5,9 +5,17 @@
 
 with prices as (
 
-    select trade_date, market, ticker, name, change_pct, close, volume
+    select
+        trade_date,
+        market,
+        ticker,
+        name,
+        change_pct,
+        close,
+        volume
     from {{ ref('stg_daily_prices') }}
-    where {{ stock_window_filter('trade_date') }}
+    where
+        {{ stock_window_filter('trade_date') }}
         and change_pct is not null
 
 ),
@@ -15,7 +23,13 @@ with prices as (
 ranked as (
 
     select
-        trade_date, market, ticker, name, change_pct, close, volume,
+        trade_date,
+        market,
+        ticker,
+        name,
+        change_pct,
+        close,
+        volume,
         row_number() over (
             partition by trade_date, market order by change_pct desc, ticker asc
         ) as gainer_rank,
@@ -26,14 +40,30 @@ ranked as (
 
 )
 
-select trade_date, market, 'gainer' as direction, gainer_rank as rank,
-       ticker, name, change_pct, close, volume
+select
+    trade_date,
+    market,
+    'gainer' as direction,
+    gainer_rank as rank,
+    ticker,
+    name,
+    change_pct,
+    close,
+    volume
 from ranked
 where gainer_rank <= 10
 
 union all
 
-select trade_date, market, 'loser' as direction, loser_rank as rank,
-       ticker, name, change_pct, close, volume
+select
+    trade_date,
+    market,
+    'loser' as direction,
+    loser_rank as rank,
+    ticker,
+    name,
+    change_pct,
+    close,
+    volume
 from ranked
 where loser_rank <= 10

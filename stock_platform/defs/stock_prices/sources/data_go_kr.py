@@ -1,15 +1,18 @@
 """The data.go.kr stock price API (FSC getStockPriceInfo_V2): the production source.
 
 One `fetch_days` call fetches every page of every requested day concurrently: days and pages share
-one pool of at most `max_in_flight` requests and one global rate ceiling of `max_rps` (a leaky
-bucket: request starts are spaced 1/max_rps apart), so a backfill takes about pages / max_rps.
-A day's first page gives totalCount; its remaining pages are then requested at once.
+one pool of at most `max_in_flight` requests and one global rate ceiling of `max_rps`
+(aiolimiter's leaky bucket holding a single request, so request starts are spaced 1/max_rps apart
+and never come in a burst), so a backfill takes about pages / max_rps. A day's first page gives
+totalCount; its remaining pages are then requested at once.
 
 Responses are classified by their body, not their HTTP status, because the gateway answers errors
 as XML (`OpenAPI_ServiceResponse` / `returnReasonCode`) with 200, 401, 403, 429 or 5xx:
-transient failures are retried with exponential backoff and jitter, permanent ones fail at once
-with what to do, and an exhausted daily quota stops the whole fetch (nothing is returned, so the
-ingestion asset writes nothing and a later run resumes).
+transient failures (network errors, timeouts, 5xx, truncated pages, the transient gateway codes)
+are retried by tenacity up to `max_attempts` attempts, attempt n waiting between half and all of
+min(max_backoff_s, backoff_s * 2 ** (n - 1)); permanent ones fail at once with what to do, and an
+exhausted daily quota stops the whole fetch (nothing is returned, so the ingestion asset writes
+nothing and a later run resumes).
 
 The service key is added to the URL only inside the HTTP transport, so httpx's own logs and
 exceptions never carry it, and every message and stored page is scrubbed of it anyway.
@@ -19,17 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import logging
 import math
-import random
 import re
-import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 from urllib.parse import quote, unquote
 
 import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
 
 from stock_platform.defs.stock_prices.settings import DATA_GO_KR_V2_URL
 from stock_platform.defs.stock_prices.sources import FetchedPage
@@ -149,25 +158,6 @@ class _KeyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class RateLimiter:
-    """Leaky bucket: request starts are at least 1/rate apart, granted in the order asked (the
-    lock is FIFO). Spacing is measured from the previous actual start, so a stalled event loop
-    delays requests but never releases a burst of overdue ones: any one-second window holds at
-    most `rate` starts."""
-
-    def __init__(self, rate: float):
-        self._interval = 1.0 / rate
-        self._last = -math.inf
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            delay = self._last + self._interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._last = time.monotonic()
-
-
 class DataGoKrSource:
     name = "data_go_kr"
 
@@ -182,8 +172,9 @@ class DataGoKrSource:
 
     async def _fetch_days(self, days: list[dt.date]) -> dict[dt.date, list[FetchedPage]]:
         cfg = self.config
-        # Per fetch: asyncio primitives belong to the event loop of this asyncio.run.
-        self._limiter = RateLimiter(cfg.max_rps)
+        # Per fetch: asyncio primitives belong to the event loop of this asyncio.run. The limiter
+        # holds one request and drains at max_rps: no burst, even after an idle spell.
+        self._limiter = AsyncLimiter(1, 1 / cfg.max_rps)
         self._in_flight = asyncio.Semaphore(cfg.max_in_flight)
         pool = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=cfg.max_in_flight))
         transport = _KeyTransport(pool, self.key)
@@ -211,26 +202,37 @@ class DataGoKrSource:
         where = f"data.go.kr {cfg.base_url} basDt={day:%Y%m%d} pageNo={page_no}"
         params = {"resultType": "json", "basDt": f"{day:%Y%m%d}", "numOfRows": cfg.page_size,
                   "pageNo": page_no}  # fmt: skip
-        for attempt in itertools.count(1):
+        # Equal jitter: half the exponential delay for sure, the other half at random.
+        half = wait_exponential(cfg.backoff_s / 2, max=cfg.max_backoff_s / 2)
+        jitter = wait_random_exponential(cfg.backoff_s / 2, max=cfg.max_backoff_s / 2)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(cfg.max_attempts),
+            wait=half + jitter,
+            before_sleep=lambda state: self._log_retry(where, state),
+            retry_error_callback=_give_up,
+        )
+        try:
+            return await retrying(self._attempt, client, params, page_no, expected_total)
+        except DataGoKrError as exc:
+            raise type(exc)(self.key.redact(f"{where}: {exc}")) from None
+
+    def _log_retry(self, where: str, state: RetryCallState) -> None:
+        message = (
+            f"{where}: attempt {state.attempt_number} failed ({_error(state)}); "
+            f"retrying in {state.upcoming_sleep:.2f}s"
+        )
+        self.log.warning(self.key.redact(message))
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, params: dict, page_no: int, expected_total: int | None
+    ) -> FetchedPage:
+        async with self._in_flight, self._limiter:
             try:
-                async with self._in_flight:
-                    await self._limiter.wait()
-                    try:
-                        response = await client.get(cfg.base_url, params=params)
-                    except httpx.RequestError as exc:  # network errors and timeouts
-                        raise TransientError(f"{type(exc).__name__}: {exc}") from None
-                return self._page(response, page_no, expected_total)
-            except TransientError as exc:
-                if attempt == cfg.max_attempts:
-                    message = f"{where}: gave up after {attempt} attempts: {exc}"
-                    raise TransientError(self.key.redact(message)) from None
-                delay = min(cfg.max_backoff_s, cfg.backoff_s * 2 ** (attempt - 1))
-                delay = delay / 2 + random.uniform(0, delay / 2)  # jitter spreads retry storms
-                message = f"{where}: attempt {attempt} failed ({exc}); retrying in {delay:.2f}s"
-                self.log.warning(self.key.redact(message))
-                await asyncio.sleep(delay)
-            except DataGoKrError as exc:
-                raise type(exc)(self.key.redact(f"{where}: {exc}")) from None
+                response = await client.get(self.config.base_url, params=params)
+            except httpx.RequestError as exc:  # network errors and timeouts
+                raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        return self._page(response, page_no, expected_total)
 
     def _page(
         self, response: httpx.Response, page_no: int, expected_total: int | None
@@ -245,7 +247,7 @@ class DataGoKrSource:
                 f"truncated: {len(page.items)} rows of totalCount {page.total_count}, expected "
                 f"{expected_rows} rows of totalCount {total}"
             )
-        return FetchedPage(page_no, body, dt.datetime.now(dt.timezone.utc), len(page.items), total)
+        return FetchedPage(page_no, body, dt.datetime.now(dt.UTC), len(page.items), total)
 
 
 def classify(status: int, body: bytes) -> Page:
@@ -289,6 +291,14 @@ def _raise_for_code(code: str, message: str, status: int) -> NoReturn:
     if code in TRANSIENT:
         raise TransientError(label)
     raise PermanentError(f"{label}: unknown result code; see the API's documentation")
+
+
+def _error(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome else None
+
+
+def _give_up(state: RetryCallState) -> NoReturn:
+    raise TransientError(f"gave up after {state.attempt_number} attempts: {_error(state)}")
 
 
 def _most_severe(failures: BaseExceptionGroup) -> BaseException:

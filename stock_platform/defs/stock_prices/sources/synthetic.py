@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stock_platform.platform.calendars import trading_sessions
 from stock_platform.defs.stock_prices.sources.wire import MARKETS, WIRE_FIELDS
+from stock_platform.platform.calendars import trading_sessions
 
 # KRX tick sizes since 2023, the same in every market: TICK_SIZES[i] applies below TICK_BOUNDS[i].
 TICK_BOUNDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000])
@@ -48,7 +48,10 @@ SHARE_EVENTS_PER_YEAR = 0.25
 # Random streams, so that adding draws to one stream never shifts another.
 UNIVERSE, PATH, DAY = range(3)
 
-NAME_HEADS = list("삼현엘한대동신세아우코에케지오유태광진영일금성화미서남경국보디비제이파씨티넥카네셀휴메바알솔하인정명천호덕창풍조효두롯종율")
+NAME_HEADS = list(
+    "삼현엘한대동신세아우코에케지오유태광진영일금성화미서남경국"
+    "보디비제이파씨티넥카네셀휴메바알솔하인정명천호덕창풍조효두롯종율"
+)
 NAME_TAILS = list("성대양진원신한화림광우영일산흥동아지스텍온엘리크트비코젠켐맥로피닉나라메랩솔윈")
 NAME_SUFFIXES = [
     "전자", "바이오", "화학", "홀딩스", "제약", "건설", "금융", "에너지", "테크", "산업", "소재",
@@ -372,7 +375,8 @@ class SyntheticMarket:
         u = self.universe
         active = u.delisted[slots] > session
         slots, prev, close = slots[active], prev[active], close[active]
-        rng = np.random.default_rng([self.seed, DAY, int(weekday_ordinal(session, self.EPOCH))])
+        day_number = int(weekday_ordinal(session, self.EPOCH))  # type: ignore[arg-type]
+        rng = np.random.default_rng([self.seed, DAY, day_number])
         z = rng.standard_normal((4, len(slots)))
         sigma = u.sigma[slots]
         ret = np.log(close / prev)

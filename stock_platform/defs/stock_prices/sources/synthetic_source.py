@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from stock_platform.platform.calendars import SEOUL
 from stock_platform.defs.stock_prices.sources import FetchedPage
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
 from stock_platform.defs.stock_prices.sources.wire import WIRE_FIELDS, build_page, items_json
+from stock_platform.platform.calendars import SEOUL
 
 # The simulated market closes at 15:30 KST and its data is "fetched" at 18:00 KST the same day.
 # A fixed, simulated clock keeps re-runs byte-identical (ingested_at included).
@@ -29,7 +29,7 @@ class SyntheticSource:
 
     def fetch_chunks(self, days: list[dt.date], size: int) -> Iterator[dict[dt.date, list[FetchedPage]]]:
         """fetch_days for `size` days at a time, oldest first, all from one simulation."""
-        now = self.now or dt.datetime.now(dt.timezone.utc)
+        now = self.now or dt.datetime.now(dt.UTC)
         days = sorted(set(days))
         published = [d for d in days if dt.datetime.combine(d, _CLOSE, SEOUL) <= now]
         frames = self.market.iter_frames(published)
@@ -47,7 +47,7 @@ class SyntheticSource:
             yield chunk
 
     def _pages(self, day: dt.date, frame) -> list[FetchedPage]:
-        fetched_at = dt.datetime.combine(day, _FETCH, SEOUL).astimezone(dt.timezone.utc)
+        fetched_at = dt.datetime.combine(day, _FETCH, SEOUL).astimezone(dt.UTC)
         if frame is None or frame.empty:
             # What the API answers for a session it has not published yet.
             body = build_page(None, page_no=1, num_of_rows=self.page_size, total_count=0)

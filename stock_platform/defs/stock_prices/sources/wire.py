@@ -78,7 +78,7 @@ def item_columns(body: bytes, where: str = "page") -> list[list[Any]]:
     numbers) is decoded by msgspec straight into tuples, twice as fast as json.loads into dicts.
     Any other page, odd or malformed, goes through parse_page: same values, same errors."""
     try:
-        items = _USUAL_PAGE.decode(body).response.body.items.item
+        items = _USUAL_PAGE.decode(body).response.body.items.item  # type: ignore[attr-defined]
     except (msgspec.DecodeError, msgspec.ValidationError):
         items = [tuple(item.get(field) for field in WIRE_FIELDS) for item in parse_page(body, where).items]
     else:
@@ -88,7 +88,7 @@ def item_columns(body: bytes, where: str = "page") -> list[list[Any]]:
 
 # The usual page, as msgspec types: anything else fails to decode and takes parse_page's path.
 _Item = msgspec.defstruct("_Item", [(field, str | None, None) for field in WIRE_FIELDS])
-_Items = msgspec.defstruct("_Items", [("item", list[_Item])])
+_Items = msgspec.defstruct("_Items", [("item", list[_Item])])  # type: ignore[valid-type]
 _Body = msgspec.defstruct(
     "_Body", [("items", _Items)] + [(name, int, 0) for name in ("pageNo", "numOfRows", "totalCount")]
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -61,7 +61,7 @@ def read_raw_pages(spark: SparkSession, pages: list[RawPage]) -> DataFrame:
     """Parse raw pages (gzip JSON) into one row per item, all values as received (strings)."""
     by_key = {page_key(page.uri): (page.partition.isoformat(), page.fetched_at) for page in pages}
 
-    def parse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def parse(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
                 partition, fetched_at = by_key[page_key(path)]
@@ -89,7 +89,7 @@ def _items_batch(
             bad_text[row] = f"{bad_text[row]}, {field}" if bad_text[row] else field
     columns += [
         pa.array([partition] * rows, pa.string()),
-        pa.array([fetched_at.astimezone(dt.timezone.utc)] * rows, pa.timestamp("us", tz="UTC")),
+        pa.array([fetched_at.astimezone(dt.UTC)] * rows, pa.timestamp("us", tz="UTC")),
         pa.array([source] * rows, pa.string()),
         pa.array(range(rows), pa.int32()),
         pa.array(bad_text, pa.string()),
@@ -110,7 +110,7 @@ def _text_column(values: list) -> tuple[pa.Array, list[int]]:
     texts = [_as_text(value) for value in values]
     broken = [row for row, text in enumerate(texts) if text is not None and not _encodes(text)]
     for row in broken:
-        texts[row] = texts[row].encode("utf-8", "backslashreplace").decode("utf-8")
+        texts[row] = str(texts[row]).encode("utf-8", "backslashreplace").decode("utf-8")
     return pa.array(texts, pa.string()), broken
 
 
