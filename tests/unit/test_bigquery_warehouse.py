@@ -9,12 +9,14 @@ import pytest
 import sqlglot
 from google.cloud import bigquery
 
+from stock_platform.defs.stock_prices.schema import DAILY_PRICES
+from stock_platform.defs.stock_prices.warehouse import MARKET_CAP_RULE
 from stock_platform.platform.resources.gcp import BigQueryWarehouseResource
 from stock_platform.platform.settings import SettingsError
 from stock_platform.platform.warehouse.bigquery import BigQueryWarehouse
 
-TABLE = "test-project.stock_raw.daily_prices"
-# DESIGN.md "Warehouse contract", spelled out here so a drift in schema.py fails this test.
+TABLE = f"test-project.{DAILY_PRICES.qualified_name}"
+# The warehouse contract (README), spelled out here so a drift in schema.py fails this test.
 CONTRACT = [
     ("trade_date", "DATE"), ("ticker", "STRING"), ("isin", "STRING"), ("name", "STRING"),
     ("market", "STRING"), ("open", "INT64"), ("high", "INT64"), ("low", "INT64"),
@@ -67,12 +69,12 @@ def fields(api_fields):
 
 def test_the_table_is_created_partitioned_clustered_and_requiring_a_partition_filter():
     fake = FakeBigQuery()
-    BigQueryWarehouse(fake.client, "stock_raw").replace_partitions({MON: FILES[MON]})
+    BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({MON: FILES[MON]})
     (table,), kwargs = fake.client.create_table.call_args
     assert kwargs == {"exists_ok": True}
     resource = table.to_api_repr()
     assert resource["tableReference"] == {
-        "projectId": "test-project", "datasetId": "stock_raw", "tableId": "daily_prices"
+        "projectId": "test-project", "datasetId": DAILY_PRICES.dataset, "tableId": "daily_prices"
     }
     assert fields(resource["schema"]["fields"]) == expected_schema()
     assert resource["timePartitioning"] == {"type": "DAY", "field": "trade_date"}
@@ -82,7 +84,7 @@ def test_the_table_is_created_partitioned_clustered_and_requiring_a_partition_fi
 
 def test_each_day_is_one_write_truncate_load_into_its_partition_and_a_closed_day_is_emptied():
     fake = FakeBigQuery()
-    loaded = BigQueryWarehouse(fake.client, "stock_raw").replace_partitions(FILES)
+    loaded = BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(FILES)
     assert loaded == 300
 
     loads = fake.client.load_table_from_uri.call_args_list
@@ -115,13 +117,13 @@ def test_each_day_is_one_write_truncate_load_into_its_partition_and_a_closed_day
 
 def test_a_range_submits_its_jobs_before_waiting_with_a_bounded_number_in_flight():
     fake = FakeBigQuery()
-    BigQueryWarehouse(fake.client, "stock_raw").replace_partitions(FILES)
+    BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(FILES)
     assert fake.events == [
         "submit 20240408", "submit 20240409", "submit query",
         "wait 20240408", "wait 20240409", "wait query",
     ]
     fake = FakeBigQuery()
-    BigQueryWarehouse(fake.client, "stock_raw", max_in_flight=2).replace_partitions(FILES)
+    BigQueryWarehouse(fake.client, DAILY_PRICES, max_in_flight=2).replace_partitions(FILES)
     assert fake.events == [
         "submit 20240408", "submit 20240409", "wait 20240408",
         "submit query", "wait 20240409", "wait query",
@@ -135,21 +137,26 @@ def test_a_failed_load_fails_the_replacement():
     failed.result.side_effect = RuntimeError("Provided Schema does not match Table")
     fake.client.load_table_from_uri.return_value = failed
     with pytest.raises(RuntimeError, match="does not match"):
-        BigQueryWarehouse(fake.client, "stock_raw").replace_partitions({MON: FILES[MON]})
+        BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({MON: FILES[MON]})
 
 
 def test_partition_stats_is_one_query_filtered_on_the_partition_column():
     client = mock.create_autospec(bigquery.Client, instance=True)
     client.project = "test-project"
     client.query.return_value.result.return_value = iter(
-        [{"row_count": 2400, "market_cap_mismatches": 0}]
+        [{"rows": 2400, "market_cap_mismatches": 3}]
     )
-    stats = BigQueryWarehouse(client, "stock_raw").partition_stats(MON, WED)
-    assert stats == {"rows": 2400, "market_cap_mismatches": 0}
+    stats = BigQueryWarehouse(client, DAILY_PRICES).partition_stats(
+        MON, WED, {"market_cap_mismatches": MARKET_CAP_RULE})
+    assert stats == {"rows": 2400, "market_cap_mismatches": 3}
     (sql,), kwargs = client.query.call_args
     parsed = sqlglot.parse_one(sql, read="bigquery")
     assert parsed.find(sqlglot.exp.Table).sql("bigquery") == f"`{TABLE}`"
     assert parsed.args["where"].sql("bigquery") == "WHERE trade_date BETWEEN @first AND @last"
+    # Each named rule counts the rows breaking it.
+    rule = sqlglot.parse_one(MARKET_CAP_RULE, read="bigquery")
+    (count,) = [e for e in parsed.expressions if e.alias == "market_cap_mismatches"]
+    assert count.this.find(sqlglot.exp.Not).this.unnest() == rule
     assert [p.to_api_repr() for p in kwargs["job_config"].query_parameters] == [
         {"name": "first", "parameterType": {"type": "DATE"}, "parameterValue": {"value": "2024-04-08"}},
         {"name": "last", "parameterType": {"type": "DATE"}, "parameterValue": {"value": "2024-04-10"}},
@@ -157,30 +164,23 @@ def test_partition_stats_is_one_query_filtered_on_the_partition_column():
 
 
 def test_the_resource_uses_dagster_gcp_bigquery_client_for_project_and_location():
-    resource = BigQueryWarehouseResource(
-        bigquery=_bq("test-project", "asia-northeast3"),
-        raw_dataset="stock_raw",
-    )
-    assert resource.table_name == TABLE
+    resource = BigQueryWarehouseResource(bigquery=_bq("test-project", "asia-northeast3"))
+    assert resource.table_name(DAILY_PRICES) == TABLE
     with mock.patch("google.cloud.bigquery.Client") as client_class:
         client_class.return_value.project = "test-project"
-        client_class.return_value.query.return_value.result.return_value = iter(
-            [{"row_count": 1, "market_cap_mismatches": 0}]
-        )
+        client_class.return_value.query.return_value.result.return_value = iter([{"rows": 1}])
         with dg.build_resources({"warehouse": resource}) as built:
-            built.warehouse.partition_stats(MON, MON)
+            assert built.warehouse.partition_stats(DAILY_PRICES, MON, MON, {}) == {"rows": 1}
     client_class.assert_called_once_with(project="test-project", location="asia-northeast3")
 
 
 @pytest.mark.parametrize("missing", ["GCP_PROJECT", "BQ_LOCATION"])
 def test_the_resource_names_a_missing_variable_when_a_run_starts(missing):
     values = {"GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3", missing: ""}
-    resource = BigQueryWarehouseResource(
-        bigquery=_bq(values["GCP_PROJECT"], values["BQ_LOCATION"]), raw_dataset="stock_raw"
-    )
-    with pytest.raises(dg.DagsterResourceFunctionError) as failure:
-        with dg.build_resources({"warehouse": resource}):
-            pass
+    resource = BigQueryWarehouseResource(bigquery=_bq(values["GCP_PROJECT"], values["BQ_LOCATION"]))
+    with (pytest.raises(dg.DagsterResourceFunctionError) as failure,
+          dg.build_resources({"warehouse": resource})):
+        pass
     assert isinstance(failure.value.__cause__, SettingsError)
     assert str(failure.value.__cause__).startswith(f"{missing} is not set")
 

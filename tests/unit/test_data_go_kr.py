@@ -1,6 +1,7 @@
 """The data.go.kr client against a real HTTP server on 127.0.0.1 (stock_platform.testing)."""
 
 import datetime as dt
+import itertools
 import json
 import logging
 import re
@@ -9,10 +10,11 @@ import traceback
 from urllib.parse import quote
 
 import dagster as dg
+import pandas as pd
 import pytest
 
-from stock_platform.resources import DataGoKrSourceResource, build_source
-from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.resources import DataGoKrSourceResource, build_stock_source
+from stock_platform.defs.stock_prices.settings import stock_settings
 from stock_platform.defs.stock_prices.sources.data_go_kr import (
     DataGoKrConfig,
     DataGoKrSource,
@@ -22,8 +24,8 @@ from stock_platform.defs.stock_prices.sources.data_go_kr import (
     TransientError,
     classify,
 )
-from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
-from stock_platform.defs.stock_prices.sources.wire import parse_page
+from stock_platform.defs.stock_prices.sources.wire import WIRE_FIELDS, parse_page
+from stock_platform.platform.settings import load
 from stock_platform.testing.fake_data_go_kr import (
     FAULTS,
     TRANSIENT_FAULTS,
@@ -42,10 +44,26 @@ ROWS = {DAYS[0]: 25, DAYS[1]: 11, DAYS[2]: 30, DAYS[3]: 30}  # DAYS[4] is not pu
 PAGE = 10  # so 25 rows -> 10, 10, 5 and 11 rows -> 10, 1 (one row comes as an object)
 
 
+def wire_rows(day: dt.date, count: int) -> pd.DataFrame:
+    """`count` rows of wire fields, all strings as the API sends them (the client never reads
+    them: it returns pages as received)."""
+    return pd.DataFrame(
+        [
+            {
+                **dict.fromkeys(WIRE_FIELDS, str(n)),
+                "basDt": f"{day:%Y%m%d}",
+                "srtnCd": f"A{n:06d}",
+                "itmsNm": f"종목{n}",
+                "fltRt": "-.19",
+            }
+            for n in range(count)
+        ]
+    )
+
+
 @pytest.fixture(scope="module")
 def frames():
-    full = SyntheticMarket(7).frames(ROWS)
-    return {day: full[day].head(rows).reset_index(drop=True) for day, rows in ROWS.items()}
+    return {day: wire_rows(day, rows) for day, rows in ROWS.items()}
 
 
 @pytest.fixture
@@ -93,15 +111,34 @@ def test_unpublished_day_is_returned_as_zero_rows_not_an_error(api):
 
 
 @pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
-def test_transient_faults_are_retried(api, frames, fault):
-    api.script(fault)
+def test_transient_faults_are_retried(api, frames, fault, caplog):
+    api.script(fault)  # the first request, for page 1
     result = client(api.url).fetch_days([DAYS[0]])
     assert_served_exactly(result, frames, [DAYS[0]])
-    assert api.count(fault) == 1
+    assert api.count(fault) == 1 and api.count() == api.count("ok") + 1 == 4  # 3 pages, 1 retry
+    assert "basDt=20240401 pageNo=1: attempt 1 failed" in caplog.text
 
 
 @pytest.mark.parametrize(
-    "fault, reason", [("http_502", "HTTP 502"), ("short_page", "truncated"), ("truncated_json", "invalid body")]
+    "backoff_s, max_backoff_s, delays",
+    [(0.1, 60.0, [0.1, 0.2, 0.4]), (0.2, 0.2, [0.2, 0.2, 0.2, 0.2])],
+    ids=["doubling", "capped"],
+)
+def test_retries_wait_between_half_and_all_of_the_backoff(api, backoff_s, max_backoff_s, delays):
+    api.script(*["http_500"] * len(delays))
+    client(
+        api.url, backoff_s=backoff_s, max_backoff_s=max_backoff_s, max_attempts=len(delays) + 1
+    ).fetch_days([DAYS[4]])  # one page
+    waits = [after.at - before.at for before, after in itertools.pairwise(api.requests)]
+    assert len(waits) == len(delays)
+    for wait, delay in zip(waits, delays, strict=True):
+        # Uncapped, the 4th wait would be at least 0.8 s: above the upper bound of "capped".
+        assert delay / 2 <= wait <= delay + 0.3
+
+
+@pytest.mark.parametrize(
+    "fault, reason",
+    [("http_502", "HTTP 502"), ("short_page", "truncated"), ("truncated_json", "invalid body")],
 )
 def test_transient_faults_give_up_after_max_attempts(api, fault, reason):
     api.script(*[fault] * 4)
@@ -128,6 +165,7 @@ def test_permanent_errors_fail_at_once_saying_what_to_do(api, fault):
     with pytest.raises(PermanentError, match=re.escape(PERMANENT_MESSAGES[fault])) as failure:
         client(api.url).fetch_days([DAYS[0]])
     assert "basDt=20240401 pageNo=1" in str(failure.value)
+    assert MARKER not in str(failure.value)
     assert api.count() == 1  # no retry
 
 
@@ -170,16 +208,25 @@ def test_rate_ceiling_holds_while_pages_and_days_overlap(frames):
         client(api.url, max_rps=10, max_in_flight=4).fetch_days(DAYS)
         elapsed = time.monotonic() - started
         assert api.count() == 12 and api.count("rate_limited_by_server") == 0
-        assert api.max_per_window(1.0) <= 10 + 1  # starts are 0.1 s apart; arrivals jitter
+        # Starts are 0.1 s apart, never in a burst; arrivals jitter by a request at most.
+        assert api.max_per_window(1.0) <= 10 + 1 and api.max_per_window(0.5) <= 5 + 1
         assert 2 <= api.peak_in_flight <= 4
     assert elapsed < api.count() * 0.15  # one at a time could not be faster than this
 
 
+def test_requests_in_flight_never_exceed_max_in_flight(frames):
+    # 4 days' first pages at once, then their 7 other pages: 11 requests of 0.1 s each.
+    with FakeDataGoKr(frames, KEY, latency=(0.1, 0.1)) as api:
+        result = client(api.url, max_in_flight=3).fetch_days(DAYS[:4])
+        assert api.count() == 11 and api.peak_in_flight == 3
+    assert_served_exactly(result, frames, DAYS[:4])
+
+
 def test_the_server_rejects_a_client_above_its_ceiling_and_the_client_recovers(frames):
-    with FakeDataGoKr(frames, KEY, max_rps=5) as api:
-        result = client(api.url, max_rps=1000, max_attempts=10, backoff_s=0.2).fetch_days(DAYS)
+    with FakeDataGoKr(frames, KEY, max_rps=5) as api:  # 8 requests, 5 at once at most
+        result = client(api.url, max_rps=1000, max_attempts=10, backoff_s=0.2).fetch_days(DAYS[:3])
         assert api.count("rate_limited_by_server") > 0
-    assert_served_exactly(result, frames, DAYS)
+    assert_served_exactly(result, frames, DAYS[:3])
 
 
 @pytest.mark.parametrize(
@@ -244,11 +291,24 @@ def test_missing_key_is_named():
         DataGoKrConfig(" ")
 
 
-def test_resource_reads_the_key_from_the_environment_at_run_time(monkeypatch):
-    monkeypatch.setenv("DATA_GO_KR_SERVICE_KEY", KEY)
-    settings = load_settings({"STOCK_SOURCE": "data_go_kr"})
-    source = build_source(settings)
+@pytest.fixture
+def environment(monkeypatch):
+    """monkeypatch.setenv, with settings read afresh from the environment in the test and after."""
+    load.cache_clear()
+    yield monkeypatch
+    load.cache_clear()  # runs before monkeypatch restores the environment
+
+
+def test_resource_reads_the_key_from_the_environment_at_run_time(environment):
+    environment.setenv("STOCK_SOURCE", "data_go_kr")
+    environment.setenv("DATA_GO_KR_SERVICE_KEY", KEY)
+    settings = stock_settings()
+    source = build_stock_source()
     assert isinstance(source, DataGoKrSourceResource)
     assert source.service_key == dg.EnvVar("DATA_GO_KR_SERVICE_KEY")  # the name, not the value
-    assert (source.base_url, source.max_rps, source.page_size) == (settings.base_url, 30.0, 1000)
+    assert (source.base_url, source.max_rps, source.page_size) == (
+        settings.base_url,
+        settings.max_rps,
+        settings.page_size,
+    )
     assert MARKER not in repr(source)

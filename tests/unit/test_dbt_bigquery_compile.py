@@ -1,9 +1,9 @@
 """Every dbt model compiles for the `prod` (BigQuery) target with no network, and the incremental
 SQL reads the source only for the partition window plus its lookback.
 
-dbt-bigquery talks to a small HTTP server on 127.0.0.1 acting as the BigQuery API (DESIGN.md,
-"Facts verified on this machine"); the profile is the real `prod` output of dbt_project/profiles.yml
-with only the credentials method and the endpoint replaced.
+dbt-bigquery talks to a small HTTP server on 127.0.0.1 acting as the BigQuery API; the profile is
+the real `prod` output of dbt_project/profiles.yml with only the credentials method and the
+endpoint replaced. One `dbt compile` for the module (module-scoped fixtures).
 """
 
 import datetime as dt
@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 import pytest
@@ -20,26 +21,29 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from stock_platform.resources import DBT_PROJECT_DIR, dbt_executable
+from stock_platform.platform.dbt import DBT_PROJECT_DIR
+from stock_platform.platform.resources import dbt_executable
 
 MIN_DATE, MAX_DATE = "2024-04-08", "2024-04-12"
 MARTS = {"fct_daily_stock_metrics": 364, "market_daily_summary": 364, "top_movers_daily": 0}  # lookback days
 CLUSTER_BY = {"fct_daily_stock_metrics": ["market", "ticker"], "market_daily_summary": ["market"],
               "top_movers_daily": ["market", "direction"]}
+# Datasets other than the defaults: the relations must come from these variables.
 ENV = {"GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3",
-       "BQ_ANALYTICS_DATASET": "stock_analytics", "BQ_RAW_DATASET": "stock_raw"}
+       "BQ_ANALYTICS_DATASET": "analytics_test", "BQ_RAW_DATASET": "raw_test"}
+MODELS = "stock_platform/models/stock_prices"
 
 
 class FakeBigQueryApi(http.server.BaseHTTPRequestHandler):
-    """Answers table GETs: 404 (no table yet) or a minimal table resource (table exists)."""
+    """Records every request; answers a table GET with a minimal table resource (the table
+    exists), anything else with 404."""
 
-    tables_exist = False
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         type(self).requests.append(self.path)
         parts = self.path.split("?")[0].strip("/").split("/")
-        if "tables" in parts and self.tables_exist:
+        if "tables" in parts:
             project, dataset, table = parts[-5], parts[-3], parts[-1]
             self._reply(200, {"kind": "bigquery#table", "type": "TABLE", "tableReference": {
                 "projectId": project, "datasetId": dataset, "tableId": table}})
@@ -82,11 +86,11 @@ def profiles_dir(tmp_path_factory, api):
     return folder
 
 
-def compile_prod(profiles_dir: Path, out: Path, tables_exist: bool):
+def compile_prod(profiles_dir: Path, out: Path):
     """`dbt compile` for the prod target: ({node path: compiled SQL}, {mart: resolved config})."""
-    FakeBigQueryApi.tables_exist, FakeBigQueryApi.requests = tables_exist, []
+    FakeBigQueryApi.requests = []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "DBT_"))}
-    env.update(ENV)
+    env.update(ENV, DBT_SEND_ANONYMOUS_USAGE_STATS="false")
     result = subprocess.run(
         [dbt_executable(), "compile", "--no-populate-cache", "--target", "prod",
          "--project-dir", DBT_PROJECT_DIR, "--profiles-dir", str(profiles_dir),
@@ -104,55 +108,49 @@ def compile_prod(profiles_dir: Path, out: Path, tables_exist: bool):
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory, profiles_dir):
-    runs = {}
-    for exist in (False, True):
-        sql, configs = compile_prod(profiles_dir, tmp_path_factory.mktemp(f"exist-{exist}"), exist)
-        runs[exist] = (sql, list(FakeBigQueryApi.requests), configs)
-    return runs
+    """(compiled SQL by path, the BigQuery API requests made, the marts' resolved configs)."""
+    sql, configs = compile_prod(profiles_dir, tmp_path_factory.mktemp("compiled"))
+    return sql, list(FakeBigQueryApi.requests), configs
 
 
 def mart(sql_by_path: dict[str, str], name: str) -> str:
-    return next(sql for path, sql in sql_by_path.items() if path.endswith(f"marts/{name}.sql"))
+    return sql_by_path[f"{MODELS}/marts/{name}.sql"]
 
 
-def test_the_prod_profile_reads_its_settings_from_the_environment():
-    prod = yaml.safe_load(Path(DBT_PROJECT_DIR, "profiles.yml").read_text())
-    prod = prod["stock_platform"]["outputs"]["prod"]
-    assert prod["type"] == "bigquery"
-    assert prod["project"] == "{{ env_var('GCP_PROJECT') }}"
-    assert prod["location"] == "{{ env_var('BQ_LOCATION') }}"
-    assert prod["dataset"] == "{{ env_var('BQ_ANALYTICS_DATASET', 'stock_analytics') }}"
-    assert "oauth" in prod["method"]  # ADC by default; no token or key material in the file
-    assert "token" not in prod and "refresh_token" not in prod
-
-
-@pytest.mark.parametrize("tables_exist", [False, True], ids=["full_refresh", "incremental"])
-def test_every_model_compiles_offline_to_bigquery_sql(compiled, tables_exist):
-    sql_by_path, requests, _ = compiled[tables_exist]
-    assert {f"stock_platform/models/marts/{m}.sql" for m in MARTS} <= set(sql_by_path)
-    assert "stock_platform/models/staging/stg_daily_prices.sql" in sql_by_path
-    # No model calls is_incremental() (the window vars, not the table's state, bound what is
-    # read and written), so compiling asks BigQuery nothing; an is_incremental() branch added
-    # later would show up here as table GETs, answered per `tables_exist`.
+def test_every_model_compiles_offline_to_bigquery_sql_without_asking_bigquery(compiled):
+    sql_by_path, requests, _ = compiled
+    models = {f"{MODELS}/marts/{m}.sql" for m in MARTS} | {f"{MODELS}/staging/stg_daily_prices.sql"}
+    assert models <= set(sql_by_path)
+    # No model calls is_incremental(): the window vars, not the table's state, bound what is read
+    # and written, so compiling asks BigQuery nothing (the API answers "the table exists" to any
+    # table GET; an is_incremental() branch added later would show up here as requests) and the
+    # SQL is the same for a full refresh and an incremental run.
     assert requests == []
     for path, sql in sql_by_path.items():
         assert sqlglot.parse(sql, read="bigquery"), path  # raises on SQL BigQuery would reject
 
 
+def tables(sql: str) -> set[tuple[str, str, str]]:
+    return {(t.catalog, t.db, t.name) for t in sqlglot.parse_one(sql, read="bigquery").find_all(exp.Table)}
+
+
+def test_relations_come_from_the_project_and_dataset_variables(compiled):
+    sql_by_path = compiled[0]
+    assert tables(sql_by_path[f"{MODELS}/staging/stg_daily_prices.sql"]) == {
+        ("test-project", "raw_test", "daily_prices")}
+    for name in MARTS:
+        assert ("test-project", "analytics_test", "stg_daily_prices") in tables(mart(sql_by_path, name))
+
+
 def test_marts_are_insert_overwrite_on_day_partitions_and_clustered_on_bigquery(compiled):
-    configs = compiled[True][2]
+    configs = compiled[2]
     assert set(configs) == set(MARTS)
     for name, config in configs.items():
         assert config["materialized"] == "incremental"
         assert config["incremental_strategy"] == "insert_overwrite"
         assert config["partition_by"] == {"field": "trade_date", "data_type": "date", "granularity": "day"}
         assert config["cluster_by"] == CLUSTER_BY[name]
-
-
-def test_the_windowed_sql_does_not_depend_on_the_table_existing(compiled):
-    # Both branches read [min - lookback, max] and write [min, max]: incremental == full refresh.
-    for name in MARTS:
-        assert mart(compiled[False][0], name) == mart(compiled[True][0], name)
+        assert config["schema"] is None and config["database"] is None  # the target's dataset
 
 
 def evaluate(expression: exp.Expression) -> dt.date:
@@ -169,7 +167,7 @@ def _reads_staging(source: exp.From | None) -> bool:
 
 @pytest.mark.parametrize("name", MARTS)
 def test_the_source_is_read_only_for_the_window_plus_lookback(compiled, name):
-    tree = sqlglot.parse_one(mart(compiled[True][0], name), read="bigquery")
+    tree = sqlglot.parse_one(mart(compiled[0], name), read="bigquery")
     reads = [s for s in tree.find_all(exp.Select) if _reads_staging(s.args.get("from_"))]
     assert reads, f"{name} does not read stg_daily_prices"
     for select in reads:

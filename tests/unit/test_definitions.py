@@ -1,79 +1,150 @@
-"""A snapshot of the whole asset graph: keys, lineage, groups, kinds, partitioning and pools.
+"""The code location: what it defines, in both environments, and a snapshot of the asset graph.
 
-A change to any of these is a change users see in the UI; it should show up here as a diff.
+The snapshot (snapshots/asset_graph.json) holds what users see of every asset in the UI: its
+dependencies, group, kinds, partitions, backfill policy, pools, checks and freshness policy. A
+change to any of them shows up as a failing diff. When the change is intended, refresh the file
+and review it in the commit:
+
+    UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/unit/test_definitions.py
 """
 
 import json
-import re
-import subprocess
+import os
+from pathlib import Path
 
 import dagster as dg
-import dagster_dbt.core.resource
-from packaging.version import Version
+import pytest
+from dagster_k8s import k8s_job_executor
 
-from stock_platform.definitions import defs
-from stock_platform.platform.calendars import DAILY_PARTITIONS
-from stock_platform.resources import DBT_PROJECT_DIR, ProjectDbtCliResource, dbt_executable
+from stock_platform.cli import definitions
+from stock_platform.defs.stock_prices.marts import MARTS_FRESHNESS
+from stock_platform.platform.resources.gcp import BigQueryWarehouseResource, GcsLakeResource
 
-GRAPH = {
-    # key: (parents, group, kinds, pools)
-    "raw_stock_prices": ([], "ingestion", {"python", "json"}, {"stock_api"}),
-    "clean_stock_prices": (["raw_stock_prices"], "cleaning", {"spark", "parquet"}, set()),
-    "stock_raw/daily_prices": (["clean_stock_prices"], "warehouse", {"duckdb", "bigquery"}, {"warehouse"}),
-    "stock_analytics/stg_daily_prices": (["stock_raw/daily_prices"], "analytics", {"dbt", "duckdb"}, {"warehouse"}),
-    "stock_analytics/fct_daily_stock_metrics": (["stock_analytics/stg_daily_prices"], "analytics", {"dbt", "duckdb"}, {"warehouse"}),
-    "stock_analytics/market_daily_summary": (["stock_analytics/stg_daily_prices"], "analytics", {"dbt", "duckdb"}, {"warehouse"}),
-    "stock_analytics/top_movers_daily": (["stock_analytics/stg_daily_prices"], "analytics", {"dbt", "duckdb"}, {"warehouse"}),
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+ASSET_KEYS = {
+    "raw_stock_prices",
+    "clean_stock_prices",
+    "stock_raw/daily_prices",
+    "stock_analytics/stg_daily_prices",
+    "stock_analytics/fct_daily_stock_metrics",
+    "stock_analytics/market_daily_summary",
+    "stock_analytics/top_movers_daily",
 }
+MARTS = {f"stock_analytics/{name}" for name in
+         ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily")}
+GCP = {"STOCK_PLATFORM_ENV": "gcp", "GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3",
+       "GCS_LAKE_URI": "gs://stock-lake/test", "SPARK_RUNNER": "dataproc",
+       "DATAPROC_REGION": "asia-northeast3", "DATAPROC_CODE_URI": "gs://stock-code/test"}
 
 
-def test_the_definitions_load_and_validate():
-    dg.Definitions.validate_loadable(defs)
-    assert [s.name for s in defs.schedules] == ["daily_schedule"]
-    assert [s.name for s in defs.sensors] == ["notify_run_failure"]
+def partitions(partitions_def) -> dict | None:
+    if partitions_def is None:
+        return None
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return {"cron_schedule": partitions_def.cron_schedule, "timezone": partitions_def.timezone,
+                "start": partitions_def.start.isoformat(), "fmt": partitions_def.fmt,
+                "end": partitions_def.end.isoformat() if partitions_def.end else None}
+    return {"type": type(partitions_def).__name__}
 
 
-def test_asset_graph_snapshot():
+def freshness(policy) -> dict | None:
+    if policy is None:
+        return None
+    return {"type": type(policy).__name__, "deadline_cron": policy.deadline_cron,
+            "lower_bound_delta_s": policy.lower_bound_delta.total_seconds(),
+            "timezone": policy.timezone}
+
+
+def graph_snapshot(defs: dg.Definitions) -> dict:
     graph = defs.resolve_asset_graph()
-    actual = {}
-    for key in graph.get_all_asset_keys():
+    checks: dict[dg.AssetKey, list[str]] = {}
+    for check in graph.asset_check_keys:
+        checks.setdefault(check.asset_key, []).append(check.name)
+    snapshot = {}
+    for key in sorted(graph.get_all_asset_keys()):
         node = graph.get(key)
-        actual[key.to_user_string()] = (
-            sorted(parent.to_user_string() for parent in node.parent_keys),
-            node.group_name,
-            set(node.kinds),
-            set(node.pools),
-        )
-    assert actual == GRAPH
+        snapshot[key.to_user_string()] = {
+            "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "partitions": partitions(node.partitions_def),
+            "backfill_policy": str(node.backfill_policy) if node.backfill_policy else None,
+            "pools": sorted(node.pools),
+            "checks": sorted(checks.get(key, [])),
+            "freshness": freshness(node.freshness_policy),
+        }
+    return snapshot
 
 
-def test_every_asset_is_daily_partitioned_and_backfills_in_one_run():
-    graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        assert node.partitions_def == DAILY_PARTITIONS, key
-        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+@pytest.fixture(scope="module")
+def local_defs() -> dg.Definitions:
+    return definitions()
 
 
-def test_every_step_declares_its_pod_resources_as_op_tags():
+@pytest.fixture
+def gcp_defs(setenv) -> dg.Definitions:
+    from stock_platform.definitions import defs
+
+    setenv(**GCP)
+    return defs()
+
+
+def test_the_asset_keys_are_unchanged(local_defs):
+    keys = {key.to_user_string() for key in local_defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == ASSET_KEYS
+
+
+def test_every_stock_asset_is_in_the_stock_prices_group(local_defs):
+    graph = local_defs.resolve_asset_graph()
+    assert {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()} == {
+        key: "stock_prices" for key in ASSET_KEYS}
+
+
+def test_the_asset_graph_matches_the_snapshot(local_defs):
+    actual = graph_snapshot(local_defs)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
+    expected = json.loads(SNAPSHOT.read_text())
+    assert actual == expected, (
+        "the asset graph changed; if that is intended, refresh the snapshot with "
+        "UPDATE_SNAPSHOTS=1 and review the diff of tests/unit/snapshots/asset_graph.json")
+
+
+def test_the_local_definitions_load_with_their_resources_schedule_and_sensor(local_defs):
+    dg.Definitions.validate_loadable(local_defs)
+    assert set(local_defs.resources) == {"stock_source", "lake", "spark", "warehouse", "dbt"}
+    assert local_defs.executor is dg.in_process_executor
+    schedule = local_defs.resolve_schedule_def("daily_schedule")
+    sensor = local_defs.resolve_sensor_def("notify_run_failure")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_gcp_definitions_load_with_the_same_graph_and_gcp_resources(gcp_defs, local_defs):
+    dg.Definitions.validate_loadable(gcp_defs)
+    assert set(gcp_defs.resources) == set(local_defs.resources)
+    assert isinstance(gcp_defs.resources["lake"], GcsLakeResource)
+    assert gcp_defs.resources["lake"].root == "gs://stock-lake/test"
+    assert isinstance(gcp_defs.resources["warehouse"], BigQueryWarehouseResource)
+    assert gcp_defs.resources["dbt"].target == "prod"
+    assert gcp_defs.executor is k8s_job_executor
+    assert graph_snapshot(gcp_defs) == graph_snapshot(local_defs)
+
+
+def test_the_freshness_policy_is_on_the_marts_only(local_defs):
+    graph = local_defs.resolve_asset_graph()
+    policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
+    assert {key for key, policy in policies.items() if policy is not None} == MARTS
+    assert all(policies[key] == MARTS_FRESHNESS for key in MARTS)
+
+
+def test_every_step_declares_its_pod_resources_as_op_tags(local_defs):
     # Op tags, not job tags: they apply however the run was launched (UI, schedule, backfill).
-    graph = defs.resolve_asset_graph()
+    graph = local_defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         tags = graph.assets_def_for_key(key).op.tags
         resources = json.loads(tags["dagster-k8s/config"])["container_config"]["resources"]
         assert set(resources) == {"requests", "limits"}, key
         assert {"cpu", "memory"} <= set(resources["requests"]), key
-
-
-def test_the_dbt_resource_knows_the_dbt_version_without_starting_dbt(monkeypatch):
-    printed = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True).stdout
-    installed = Version(re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed).group(1))
-    probes = []
-    monkeypatch.setattr(dagster_dbt.core.resource, "check_output",
-                        lambda command: probes.append(command) or printed.encode())
-    assert isinstance(defs.resources["dbt"], ProjectDbtCliResource)
-    assert defs.resources["dbt"]._cli_version == installed
-    assert probes == []
-    # Another dbt (here: one found on PATH by name) is still asked.
-    assert ProjectDbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable="dbt")._cli_version == installed
-    assert probes == [["dbt", "--version"]]
+        assert resources["limits"]["memory"] == resources["requests"]["memory"], key

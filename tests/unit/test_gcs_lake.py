@@ -10,12 +10,16 @@ import dagster as dg
 import pytest
 from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 
+from stock_platform.defs.stock_prices import schema
 from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.defs.stock_prices.resources import SyntheticSourceResource
+from stock_platform.platform.lake import Lake, Manifest, new_version
+from stock_platform.platform.resources import build_resources
 from stock_platform.platform.resources.gcp import GcsLakeResource
-from stock_platform.platform.lake import CLEAN, RAW, Lake, Manifest, new_version
-from stock_platform.resources import build_resources
-from stock_platform.platform.settings import load_settings
+from stock_platform.platform.settings import PlatformSettings, parse
 
+# Lake datasets are named by the domains; the Lake itself does not care.
+RAW, CLEAN = "raw/test_prices", "clean/test_prices"
 DAY = dt.date(2024, 3, 4)
 PAGES = 3
 
@@ -104,44 +108,35 @@ def test_adopt_moves_staged_files_into_a_version(lake):
     assert [lake.fs.cat_file(uri) for uri in lake.files(CLEAN, DAY)] == [s.encode() for s in sorted(staged)]
 
 
-def gcp_settings(lake_uri: str):
-    return load_settings(
-        {
-            "STOCK_PLATFORM_ENV": "gcp",
-            "GCP_PROJECT": "test-project",
-            "BQ_LOCATION": "asia-northeast3",
-            "GCS_LAKE_URI": lake_uri,
-            "STOCK_SOURCE": "synthetic",
-        }
-    )
-
-
 def test_raw_stock_prices_materializes_into_gcs(gcs_emulator):  # noqa: F811
     lake_uri = gcs_emulator()
-    resources = build_resources(gcp_settings(lake_uri))
+    settings = parse(PlatformSettings, {"STOCK_PLATFORM_ENV": "gcp", "GCP_PROJECT": "test-project",
+                                        "BQ_LOCATION": "asia-northeast3", "GCS_LAKE_URI": lake_uri})
+    resources = build_resources(settings)
     assert isinstance(resources["lake"], GcsLakeResource)
     # 2024-04-10 is a KRX holiday (election day): published as market closed, no pages.
-    result = dg.materialize(
-        [raw_stock_prices],
-        resources=resources,
-        tags={
-            "dagster/asset_partition_range_start": "2024-04-09",
-            "dagster/asset_partition_range_end": "2024-04-11",
-        },
-    )
-    assert result.success
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [raw_stock_prices],
+            resources={**resources, "stock_source": SyntheticSourceResource(seed=7, page_size=1000)},
+            tags={
+                "dagster/asset_partition_range_start": "2024-04-09",
+                "dagster/asset_partition_range_end": "2024-04-11",
+            },
+            instance=instance,
+        )
+        assert result.success
     lake = Lake(lake_uri)
-    closed = lake.manifest(RAW, dt.date(2024, 4, 10))
+    closed = lake.manifest(schema.RAW, dt.date(2024, 4, 10))
     assert (closed.status, closed.files, closed.rows) == ("market_closed", [], 0)
     for day in (dt.date(2024, 4, 9), dt.date(2024, 4, 11)):
-        manifest = lake.manifest(RAW, day)
+        manifest = lake.manifest(schema.RAW, day)
         assert manifest.status == "ok" and manifest.rows > 0
         rows = 0
-        for uri in lake.files(RAW, day):
-            assert uri.startswith(f"{lake_uri}/raw/stock_prices/dt={day}/v={manifest.version}/")
+        for uri in lake.files(schema.RAW, day):
+            assert uri.startswith(f"{lake_uri}/{schema.RAW}/dt={day}/v={manifest.version}/")
             body = json.loads(gzip.decompress(lake.fs.cat_file(uri)))
             items = body["response"]["body"]["items"]["item"]
             assert {item["basDt"] for item in items} == {day.strftime("%Y%m%d")}
             rows += len(items)
         assert rows == manifest.rows
-

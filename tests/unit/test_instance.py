@@ -1,200 +1,147 @@
-"""The local instance's event log storage (stock_platform/instance.py): Dagster's SQLite storage with
-its connections kept open must still record every event, share them with other processes' views,
-and wake the UI's watcher of a live run."""
+"""The local Dagster instance (stock_platform/platform/instance.py): the checked-in dagster.yaml in
+the data dir, Dagster's PostgreSQL storage on the embedded server, and the reaper of runs whose
+worker died. One server for the module, in its own temporary data dir."""
 
-import datetime
-import sqlite3
-import threading
+import os
+import subprocess
+import sys
 
 import dagster as dg
-from dagster._core.storage.event_log.sqlite import sqlite_event_log
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._serdes import deserialize_value
-from dagster._time import datetime_from_timestamp
+import psutil
+import psycopg
+import pytest
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from stock_platform.cli import instance_yaml
-from stock_platform.instance import PooledSqliteEventLogStorage
-
-PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01")
-
-
-@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run())
-def upstream() -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"rows": 1})
-
-
-@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run(), deps=[upstream])
-def downstream() -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"rows": 2})
+from stock_platform.platform.instance import (
+    TEMPLATE,
+    ensure_postgres,
+    postgres_dir,
+    prepare_instance,
+    reap_dead_runs,
+    stop_postgres,
+)
+from stock_platform.platform.settings import PlatformSettings, parse
 
 
-def instance_at(home) -> dg.DagsterInstance:
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text(instance_yaml(home))
-    return dg.DagsterInstance.from_config(str(home))
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """(settings, the environment prepare_instance returned) of a data dir with a running server;
+    stop_postgres stops it at the end (checked there: `make stop` must stop it)."""
+    settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(tmp_path_factory.mktemp("instance"))})
+    env = prepare_instance(settings)
+    pid = int((postgres_dir(settings) / "postmaster.pid").read_text().split()[0])
+    yield settings, env
+    assert stop_postgres(settings) is True
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_a_range_run_is_recorded_and_visible_to_another_instance(tmp_path):
-    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
-    writer, reader = instance_at(tmp_path), instance_at(tmp_path)  # e.g. a run and the webserver
-    assert isinstance(writer.event_log_storage, PooledSqliteEventLogStorage)
-    for _ in range(2):  # the second run reuses the open connections
-        result = job.execute_in_process(instance=writer, tags={
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-20",
-        })
-        assert result.success
-    for key in ("upstream", "downstream"):
-        records = reader.fetch_materializations(dg.AssetKey(key), limit=100).records
-        assert len(records) == 40, key
-        assert reader.get_materialized_partitions(dg.AssetKey(key)) == set(
-            PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange("2024-01-01", "2024-01-20")))
-    assert len(reader.get_runs()) == 2
-    writer.dispose()
-    reader.dispose()
+@pytest.fixture
+def instance(local, setenv):
+    settings, env = local
+    setenv(STOCK_PLATFORM_INSTANCE_DB_URL=env["STOCK_PLATFORM_INSTANCE_DB_URL"])
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        yield instance
 
 
-def test_a_watcher_of_a_live_run_is_woken_by_new_events(tmp_path):
-    job = dg.Definitions(assets=[upstream]).resolve_implicit_global_asset_job_def()
-    writer, reader = instance_at(tmp_path), instance_at(tmp_path)
-    run = job.execute_in_process(instance=writer, partition_key="2024-01-02").dagster_run
-    seen, woken = [], threading.Event()
-
-    def callback(entry, cursor):
-        message = entry.dagster_event.message if entry.dagster_event else entry.user_message
-        seen.append(message)
-        if message == "still running":
-            woken.set()
-
-    cursor = str(reader.get_records_for_run(run.run_id).cursor)
-    reader.event_log_storage.watch(run.run_id, cursor, callback)
-    try:
-        writer.report_engine_event("still running", run)
-        assert woken.wait(30), f"the watcher saw only {seen}"
-    finally:
-        reader.event_log_storage.end_watch(run.run_id, callback)
-        writer.dispose()
-        reader.dispose()
+def test_prepare_instance_puts_the_template_in_the_data_dir_and_returns_the_environment(local):
+    settings, env = local
+    assert (settings.dagster_home / "dagster.yaml").read_text() == TEMPLATE.read_text()
+    assert env["DAGSTER_HOME"] == str(settings.dagster_home)
+    assert env["STOCK_PLATFORM_DATA_DIR"] == str(settings.data_path)
+    assert env["STOCK_PLATFORM_INSTANCE_DB_URL"].startswith("postgresql+psycopg2://")
+    assert env["PYSPARK_PYTHON"] == sys.executable
+    assert int(env["DAGSTER_EVENT_BATCH_SIZE"]) > 1
 
 
-RANGE_TAGS = {"dagster/asset_partition_range_start": "2024-01-01",
-              "dagster/asset_partition_range_end": "2024-01-20"}
+def test_a_stale_copy_is_replaced_and_a_copy_without_the_first_line_is_kept(local):
+    settings, _ = local
+    copy = settings.dagster_home / "dagster.yaml"
+    header = TEMPLATE.read_text().splitlines()[0]
+    copy.write_text(f"{header}\ntelemetry:\n  enabled: true\n")  # from an older template
+    prepare_instance(settings)
+    assert copy.read_text() == TEMPLATE.read_text()
+
+    edited = "\n".join(TEMPLATE.read_text().splitlines()[1:]) + "\n# my own setting\n"
+    copy.write_text(edited)
+    prepare_instance(settings)
+    assert copy.read_text() == edited
+    copy.write_text(TEMPLATE.read_text())
 
 
-def test_a_range_run_writes_its_planned_events_and_materializations_in_batches(tmp_path, monkeypatch):
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
-    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
-    instance = instance_at(tmp_path)
-    batches = []
-    store_batch = instance.event_log_storage.store_event_batch
-    monkeypatch.setattr(instance.event_log_storage, "store_event_batch",
-                        lambda events: (batches.append([e.dagster_event_type for e in events]), store_batch(events)))
-    assert job.execute_in_process(instance=instance, tags=RANGE_TAGS).success
-    planned, materialized = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION
-    # One batch of the 40 planned events, then one of 20 materializations per step.
-    assert [(len(batch), set(batch)) for batch in batches] == [
-        (40, {planned}), (20, {materialized}), (20, {materialized})]
-    for key in ("upstream", "downstream"):
-        assert len(instance.get_materialized_partitions(dg.AssetKey(key))) == 20
-    instance.dispose()
+def test_the_instance_stores_runs_in_postgres_with_one_slot_per_pool(instance, local):
+    assert isinstance(instance.run_storage, PostgresRunStorage)
+    assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+    assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+    pools = instance.get_concurrency_config().pool_config
+    assert (pools.default_pool_limit, pools.pool_granularity.value) == (1, "op")
+
+    @dg.asset
+    def probe() -> None:
+        pass
+
+    run_id = dg.materialize([probe], instance=instance).run_id
+    # Another process's view (the webserver's) sees the run.
+    settings, _ = local
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as other:
+        assert other.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
 
 
-def test_a_failed_batch_commits_nothing_and_its_events_are_written_once_each(tmp_path, monkeypatch):
-    job = dg.Definitions(assets=[upstream]).resolve_implicit_global_asset_job_def()
-    instance = instance_at(tmp_path)
+@dg.op
+def step() -> None:
+    pass
+
+
+@dg.job
+def worker() -> None:
+    step()
+
+
+def started_run(instance: dg.DagsterInstance, pid: int) -> dg.DagsterRun:
+    """A run as its worker leaves it: RUN_START logged by process `pid`, nothing after."""
+    run = instance.create_run_for_job(worker)
+    instance.report_dagster_event(
+        dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, run.job_name, pid=pid), run.run_id
+    )
+    return instance.get_run_by_id(run.run_id)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", ""])
+    process.wait()
+    return process.pid
+
+
+def test_a_run_whose_worker_died_is_marked_failed_and_frees_its_slot(instance):
+    dead, live = started_run(instance, dead_pid()), started_run(instance, os.getpid())
+    assert dead.status == live.status == dg.DagsterRunStatus.STARTED
     storage = instance.event_log_storage
-    store_event, writes = storage.store_event, []
+    storage.set_concurrency_slots("reaper-test", 1)
+    storage.claim_concurrency_slot("reaper-test", dead.run_id, "step")
 
-    def store_event_failing_in_a_batch(event):
-        writes.append(event)
-        if storage._batch.current is not None and len(writes) == 5:
-            raise OSError("disk I/O error")  # mid-batch, after four events were written
-        store_event(event)
+    assert reap_dead_runs(instance) == [dead.run_id]
 
-    monkeypatch.setattr(storage, "store_event", store_event_failing_in_a_batch)
-    run = job.execute_in_process(instance=instance, tags=RANGE_TAGS).dagster_run
-    planned = instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
-    assert len(planned) == 20  # the four written before the error were rolled back
-    assert len(instance.fetch_materializations(dg.AssetKey("upstream"), limit=100).records) == 20
-    instance.dispose()
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(live.run_id).status == dg.DagsterRunStatus.STARTED
+    (failure,) = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert "is gone: killed or crashed" in failure.dagster_event.message
+    assert storage.get_concurrency_info("reaper-test").active_slot_count == 0
+    assert reap_dead_runs(instance) == []  # the live run stays, the dead one is done
+    instance.report_run_failed(live)  # leave no STARTED run behind
 
 
-def test_asset_events_do_not_open_a_database_engine_each(tmp_path, monkeypatch):
-    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
-    instance = instance_at(tmp_path)
-    assert job.execute_in_process(instance=instance, partition_key="2024-01-01").success  # warm
-    engines = []
-    create_engine = sqlite_event_log.create_engine
-    monkeypatch.setattr(sqlite_event_log, "create_engine",
-                        lambda *args, **kwargs: engines.append(args) or create_engine(*args, **kwargs))
-    assert job.execute_in_process(instance=instance, tags=RANGE_TAGS).success
-    # Dagster's SQLite storage asks whether the asset tag table exists with a new engine per
-    # asset event (40 here); the answer is kept.
-    assert engines == []
-    instance.dispose()
+def test_stop_postgres_without_a_server_says_so(tmp_path):
+    settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(tmp_path)})
+    assert stop_postgres(settings) is False  # never started
 
 
-@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run(),
-          check_specs=[dg.AssetCheckSpec("positive", asset="checked")])
-def checked() -> dg.MaterializeResult:
-    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="positive", passed=True)])
-
-
-def test_planned_checks_are_recorded_as_dagster_records_them(tmp_path):
-    """The pooled storage writes planned check rows its own (faster) way: the rows must be the
-    ones Dagster's SQLite storage writes."""
-    job = dg.Definitions(assets=[checked]).resolve_implicit_global_asset_job_def()
-    rows = {}
-    (tmp_path / "dagster").mkdir()
-    for name, instance in [("pooled", instance_at(tmp_path / "pooled")),
-                           ("dagster", dg.DagsterInstance.local_temp(str(tmp_path / "dagster")))]:
-        assert type(instance.event_log_storage) is (
-            PooledSqliteEventLogStorage if name == "pooled" else SqliteEventLogStorage)
-        run = job.execute_in_process(instance=instance, tags=RANGE_TAGS).dagster_run
-        index = instance.event_log_storage.path_for_shard("index")
-        with sqlite3.connect(index) as con:
-            found = con.execute(
-                "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event "
-                "FROM asset_check_executions ORDER BY partition").fetchall()
-        rows[name] = [(*row[:3], row[3] == run.run_id, row[4],
-                       deserialize_value(row[5]).dagster_event.event_type_value if row[5] else None)
-                      for row in found]
-        instance.dispose()
-    planned = [row for row in rows["pooled"] if row[4] == "PLANNED"]
-    assert len({row[2] for row in planned}) == len(planned) == 20  # a row per partition
-    assert rows["pooled"] == rows["dagster"]
-
-
-def test_a_batch_leaves_the_asset_key_rows_dagster_leaves(tmp_path, monkeypatch):
-    """The pooled storage writes each asset's row once per batch, from the batch's last events:
-    the rows must be the ones Dagster's per-event writes leave, and a materialization serialized
-    for it once per asset, not once per partition."""
-    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
-    rows, serialized = {}, []
-    (tmp_path / "dagster").mkdir()
-    for name, instance in [("pooled", instance_at(tmp_path / "pooled")),
-                           ("dagster", dg.DagsterInstance.local_temp(str(tmp_path / "dagster")))]:
-        storage = instance.event_log_storage
-        entry_values = storage._get_asset_entry_values
-        monkeypatch.setattr(storage, "_get_asset_entry_values", lambda event, *args: (
-            serialized.append(name) if event.dagster_event.is_step_materialization else None,
-            entry_values(event, *args))[1])
-        run = job.execute_in_process(instance=instance, tags=RANGE_TAGS).dagster_run
-        with sqlite3.connect(storage.path_for_shard("index")) as con:
-            found = con.execute(
-                "SELECT asset_key, last_materialization, last_run_id, last_materialization_timestamp "
-                "FROM asset_keys ORDER BY asset_key").fetchall()
-        rows[name] = []
-        for key, last, run_id, timestamp in found:
-            record = deserialize_value(last)
-            entry = record.event_log_entry
-            rows[name].append((key, entry.dagster_event.partition, entry.dagster_event_type,
-                               run_id == run.run_id, datetime.datetime.fromisoformat(timestamp)
-                               == datetime_from_timestamp(entry.timestamp).replace(tzinfo=None)))
-        instance.dispose()
-    assert rows["pooled"] == [
-        ('["downstream"]', "2024-01-20", dg.DagsterEventType.ASSET_MATERIALIZATION, True, True),
-        ('["upstream"]', "2024-01-20", dg.DagsterEventType.ASSET_MATERIALIZATION, True, True)]
-    assert rows["pooled"] == rows["dagster"]
-    assert serialized.count("dagster") == 40 and serialized.count("pooled") == 2
+def test_a_stopped_server_starts_again_on_the_next_use(tmp_path):
+    """`make stop`, then `make run` in the same data dir: the server comes back with its data."""
+    settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(tmp_path)})
+    url = ensure_postgres(settings)
+    try:
+        assert stop_postgres(settings) is True
+        assert ensure_postgres(settings) == url
+        with psycopg.connect(url.replace("postgresql+psycopg2://", "postgresql://")) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("dagster",)
+    finally:
+        stop_postgres(settings)

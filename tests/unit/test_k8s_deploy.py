@@ -15,9 +15,6 @@ import kubernetes
 import kubernetes_validate
 import pytest
 import yaml
-from dagster._config import validate_config
-from dagster._core.instance.config import dagster_instance_config_schema
-from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
@@ -27,12 +24,13 @@ from dagster_k8s.job import (
 )
 
 from stock_platform.defs.stock_prices.cleaning import clean_stock_prices
-from stock_platform.defs.stock_prices.marts import stock_analytics_dbt
 from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
+from stock_platform.defs.stock_prices.marts import stock_analytics_dbt
 from stock_platform.defs.stock_prices.warehouse import daily_prices
-from stock_platform.platform.k8s import STEP_RESOURCES, kubernetes_spark_config
-from stock_platform.resources import build_executor
-from stock_platform.platform.settings import REPO_ROOT, SettingsError, load_settings
+from stock_platform.platform.k8s import k8s_op_tags, kubernetes_spark_config
+from stock_platform.platform.resources import build_executor
+from stock_platform.platform.settings import REPO_ROOT, PlatformSettings, SettingsError, parse
+from stock_platform.platform.spark import SESSION_CONFIG
 
 DEPLOY = REPO_ROOT / "deploy"
 VALUES = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
@@ -160,7 +158,8 @@ def test_helm_values_use_only_chart_keys():
 def test_unknown_keys_catches_a_misspelt_key():
     broken = {"runLauncher": {"type": "K8sRunLauncher",
                               "config": {"k8sRunLauncher": {"runK8sConfig": {"containerconfig": {}}}}}}
-    assert unknown_keys(broken, CHART_KEYS) == ["runLauncher.config.k8sRunLauncher.runK8sConfig.containerconfig"]
+    assert unknown_keys(broken, CHART_KEYS) == [
+        "runLauncher.config.k8sRunLauncher.runK8sConfig.containerconfig"]
 
 
 def user_deployment() -> dict:
@@ -206,31 +205,53 @@ def test_helm_values_types_and_wiring():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
 
 
-def test_instance_config_rendered_from_values_is_valid_for_dagster():
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: gke, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: dagster, user: {token: unused}}]
+contexts: [{name: gke, context: {cluster: gke, user: dagster}}]
+current-context: gke
+"""
+
+
+def test_instance_config_rendered_from_values_is_valid_for_dagster(tmp_path):
     """The chart turns these values into the instance's dagster.yaml (templates/helpers/instance/
-    _run-coordinator.tpl, _run-launcher.tpl, configmap-instance.yaml); validate that yaml with
-    dagster's and dagster-k8s's own config schemas."""
+    _run-coordinator.tpl, _run-launcher.tpl, configmap-instance.yaml): load that yaml as a Dagster
+    instance, which checks each section with dagster's and dagster-k8s's own config schemas. The
+    launcher reads a local kubeconfig instead of the in-cluster one (nothing connects)."""
     queue = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     block = queue["blockOpConcurrencyLimitedRuns"]
-    coordinator_config = {
-        "max_concurrent_runs": queue["maxConcurrentRuns"],
-        "tag_concurrency_limits": queue["tagConcurrencyLimits"],
-        "block_op_concurrency_limited_runs": {
-            "enabled": block["enabled"], "op_concurrency_slot_buffer": block["opConcurrencySlotBuffer"],
-        },
-    }
-    result = validate_config(QueuedRunCoordinator.config_type(), coordinator_config)
-    assert result.success, result.errors
-
     monitoring = VALUES["dagsterDaemon"]["runMonitoring"]
-    snake = {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): v for k, v in monitoring.items()}
-    result = validate_config(dagster_instance_config_schema()["run_monitoring"].config_type, snake)
-    assert result.success, result.errors
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    instance_yaml = {
+        "run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator", "config": {
+            "max_concurrent_runs": queue["maxConcurrentRuns"],
+            "tag_concurrency_limits": queue["tagConcurrencyLimits"],
+            "block_op_concurrency_limited_runs": {
+                "enabled": block["enabled"], "op_concurrency_slot_buffer": block["opConcurrencySlotBuffer"],
+            },
+        }},
+        "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": {
+            **run_launcher_values(), "instance_config_map": "dagster-instance",
+            "dagster_home": "/opt/dagster/dagster_home", "load_incluster_config": False,
+            "kubeconfig_file": str(tmp_path / "kubeconfig"),
+        }},
+        "run_monitoring": {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): v for k, v in monitoring.items()},
+    }
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
+        assert isinstance(instance.run_launcher, K8sRunLauncher)
+        assert instance.run_monitoring_enabled
 
-    launcher_config = {**run_launcher_values(), "instance_config_map": "dagster-instance",
-                       "dagster_home": "/opt/dagster/dagster_home"}
-    result = validate_config(K8sRunLauncher.config_type(), launcher_config)
-    assert result.success, result.errors
+
+def test_an_invalid_instance_value_is_rejected(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({"run_coordinator": {
+        "module": "dagster", "class": "QueuedRunCoordinator", "config": {"max_concurrent_runs": "many"}}}))
+    with (pytest.raises(dg.DagsterInvalidConfigError),
+          dg.DagsterInstance.from_config(str(tmp_path)) as instance):
+        instance.run_coordinator  # noqa: B018 (the config is checked when it is built)
 
 
 def run_launcher_values() -> dict:
@@ -318,7 +339,8 @@ def test_step_pod_built_by_dagster_k8s_from_op_tags(step):
     job = step_job(assets_def.op.tags, assets_def.op.name)
     pod = job.spec.template.spec
     (container,) = pod.containers
-    expected = STEP_RESOURCES[step]
+    # The step's own resources (its op tags) replace the Helm defaults of run pods.
+    expected = json.loads(assets_def.op.tags["dagster-k8s/config"])["container_config"]["resources"]
     assert container.resources.requests == expected["requests"]
     assert container.resources.limits == expected["limits"]
     assert container.image == IMAGE
@@ -349,8 +371,18 @@ def test_run_pod_without_op_tags_gets_the_helm_defaults():
 
 
 def test_gcp_runs_each_step_in_its_own_pod():
-    assert build_executor(load_settings({"STOCK_PLATFORM_ENV": "gcp"})) is k8s_job_executor
-    assert build_executor(load_settings({})) is dg.in_process_executor
+    assert build_executor(parse(PlatformSettings, {"STOCK_PLATFORM_ENV": "gcp"})) is k8s_job_executor
+    assert build_executor(parse(PlatformSettings, {})) is dg.in_process_executor
+
+
+def test_op_tags_give_the_pod_its_resources_and_a_spark_driver_its_address():
+    plain = json.loads(k8s_op_tags(cpu="500m", cpu_limit="1", memory="1Gi")["dagster-k8s/config"])
+    assert plain == {"container_config": {"resources": {
+        "requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}}
+    driver = k8s_op_tags(cpu="2", cpu_limit="4", memory="8Gi", spark_driver=True)["dagster-k8s/config"]
+    env = json.loads(driver)["container_config"]["env"]
+    assert {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env} == {
+        "POD_IP": "status.podIP", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 
 
 # ---- Spark on Kubernetes ----------------------------------------------------------------------------
@@ -366,56 +398,42 @@ SPARK_ENV = {
 }
 
 
-def test_kubernetes_spark_config_key_by_key():
-    config = kubernetes_spark_config(load_settings(SPARK_ENV))
-    assert config == {
-        "spark.master": "k8s://https://kubernetes.default.svc",
-        "spark.submit.deployMode": "client",
-        "spark.app.name": "stock_platform",
-        "spark.kubernetes.namespace": NAMESPACE,
-        "spark.kubernetes.container.image": IMAGE,
-        "spark.kubernetes.container.image.pullPolicy": "IfNotPresent",
-        "spark.kubernetes.authenticate.driver.serviceAccountName": "stock-platform",
-        "spark.kubernetes.authenticate.executor.serviceAccountName": "stock-platform",
-        "spark.kubernetes.driver.pod.name": "dagster-step-0f3a9c",
-        "spark.driver.host": "10.8.0.12",
-        "spark.driver.bindAddress": "0.0.0.0",
-        "spark.driver.port": "7078",
-        "spark.blockManager.port": "7079",
-        "spark.executor.instances": "6",
-        "spark.executor.cores": "2",
-        "spark.executor.memory": "4g",
-        "spark.kubernetes.executor.podNamePrefix": "dagster-step-0f3a9c-exec",
-        "spark.kubernetes.executor.label.app": "stock-platform-spark",
-        "spark.kubernetes.node.selector.iam.gke.io/gke-metadata-server-enabled": "true",
-        "spark.kubernetes.executor.deleteOnTermination": "true",
-        "spark.dynamicAllocation.enabled": "false",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.adaptive.enabled": "false",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
-        "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
-        "spark.hadoop.fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
-        "spark.hadoop.fs.gs.project.id": "stock-prod",
-        "spark.hadoop.google.cloud.auth.type": "APPLICATION_DEFAULT",
-    }
+def test_kubernetes_spark_config_comes_from_the_pod_and_the_settings():
+    config = kubernetes_spark_config(parse(PlatformSettings, SPARK_ENV))
+    # The driver runs in the step pod (client mode) and is reachable at its pod IP; executors are
+    # pods of the same image, namespace and service account, owned by the driver pod.
+    assert config["spark.master"] == "k8s://https://kubernetes.default.svc"
+    assert config["spark.submit.deployMode"] == "client"
+    assert config["spark.kubernetes.namespace"] == NAMESPACE
+    assert config["spark.kubernetes.container.image"] == IMAGE
+    assert config["spark.kubernetes.driver.pod.name"] == "dagster-step-0f3a9c"
+    assert config["spark.driver.host"] == "10.8.0.12"
+    assert config["spark.executor.instances"] == "6"
+    assert config["spark.executor.cores"] == "2" and config["spark.executor.memory"] == "4g"  # defaults
+    assert config["spark.kubernetes.executor.podNamePrefix"].startswith("dagster-step-0f3a9c")
+    assert config["spark.hadoop.fs.gs.project.id"] == "stock-prod"
+    # The session settings the transforms rely on hold on Kubernetes too.
+    assert SESSION_CONFIG.items() <= config.items()
     # The executors' service account is the one bound to the Spark RBAC role.
     assert manifest("RoleBinding", "stock-platform-spark")["subjects"][0]["name"] == \
         config["spark.kubernetes.authenticate.executor.serviceAccountName"]
+    # A NetworkPolicy admits executor -> driver traffic on fixed ports only.
+    assert config["spark.driver.port"].isdigit() and config["spark.blockManager.port"].isdigit()
+
+
+def test_a_long_pod_name_still_gives_a_valid_executor_pod_name():
+    pod_name = "dagster-step-" + "a" * 50
+    config = kubernetes_spark_config(parse(PlatformSettings, {**SPARK_ENV, "POD_NAME": pod_name}))
+    executor_pod = f"{config['spark.kubernetes.executor.podNamePrefix']}-exec-1000"
+    assert len(executor_pod) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", executor_pod)
 
 
 @pytest.mark.parametrize("missing", ["SPARK_K8S_IMAGE", "POD_IP", "POD_NAME", "POD_NAMESPACE",
                                      "GCP_PROJECT"])
 def test_kubernetes_spark_config_names_a_missing_variable(missing):
-    settings = load_settings({k: v for k, v in SPARK_ENV.items() if k != missing})
+    settings = parse(PlatformSettings, {k: v for k, v in SPARK_ENV.items() if k != missing})
     with pytest.raises(SettingsError, match=f"^{missing} is not set; it is required for Spark on Kubernetes"):
         kubernetes_spark_config(settings)
-
-
-def test_kubernetes_spark_config_rejects_a_bad_executor_count():
-    with pytest.raises(SettingsError, match="SPARK_EXECUTOR_INSTANCES='0' must be a whole number"):
-        kubernetes_spark_config(load_settings({**SPARK_ENV, "SPARK_EXECUTOR_INSTANCES": "0"}))
 
 
 # ---- image ----------------------------------------------------------------------------------------
@@ -440,8 +458,11 @@ def test_dockerfile_has_the_required_instructions():
                      r"\$\{GCS_CONNECTOR_VERSION\}/gcs-connector-\$\{GCS_CONNECTOR_VERSION\}-shaded\.jar",
                      runs)
     assert "uv sync --frozen --no-dev" in runs
-    assert re.search(r"DBT_TARGET=prod .*dagster-dbt project prepare-and-package "
-                     r"--file stock_platform/assets/dbt\.py", runs)
+    # The dbt manifest is prepared at build time from the file that defines the DbtProject.
+    prepare = re.search(r"dagster-dbt project prepare-and-package --file (\S+)", runs)
+    assert prepare, runs
+    project_file = REPO_ROOT / prepare.group(1)
+    assert project_file.is_file() and "DbtProject(" in project_file.read_text(), project_file
     user = by_kind("USER")[-1]
     assert user not in {"root", "0"} and not user.startswith("0:")
     # The last USER comes after every RUN: nothing at run time runs as root.

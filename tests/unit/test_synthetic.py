@@ -10,10 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from stock_platform.platform.calendars import is_trading_day, trading_sessions
-from stock_platform.defs.stock_prices.sources import synthetic
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket, format_rate, isin_check_digit
 from stock_platform.defs.stock_prices.sources.wire import MARKETS, WIRE_FIELDS
+from stock_platform.platform.calendars import is_trading_day, trading_sessions
 
 SPAN = (dt.date(2001, 1, 2), dt.date(2002, 12, 31))  # two years near EPOCH: cheap to simulate
 RECENT = (dt.date(2024, 2, 26), dt.date(2024, 3, 8))  # includes the 2024-03-01 holiday
@@ -146,28 +145,6 @@ def test_a_different_seed_gives_different_data(market):
     ours, theirs = market.frames([day])[day], SyntheticMarket(seed=8).frames([day])[day]
     assert ours["srtnCd"].tolist() != theirs["srtnCd"].tolist()
     assert ours["clpr"].tolist() != theirs["clpr"].tolist()
-
-
-@pytest.fixture
-def simulated_blocks(monkeypatch) -> list[int]:
-    """The numbers of the simulation blocks computed, in order."""
-    calls = []
-    block = SyntheticMarket._block
-
-    def counted(self, number, *state):
-        calls.append(number)
-        return block(self, number, *state)
-
-    monkeypatch.setattr(SyntheticMarket, "_block", counted)
-    return calls
-
-
-def test_a_range_is_simulated_once(simulated_blocks):
-    calls = simulated_blocks
-    days = [dt.date(2000, 3, 2), dt.date(2001, 6, 1), dt.date(2000, 11, 1)]
-    SyntheticMarket(seed=7).frames(days)
-    weekdays = synthetic.weekday_ordinal(np.datetime64(max(days)), SyntheticMarket.EPOCH)
-    assert calls == list(range(weekdays // synthetic.BLOCK + 1))  # each block once, in order
 
 
 # --- universe ----------------------------------------------------------------------------------
@@ -337,17 +314,14 @@ def test_listed_shares_change_now_and_then(span_table):
     assert 50 <= changing.sum() < 0.5 * len(changing)
 
 
-def test_chunks_stream_from_one_simulation_and_equal_one_fetch(request):
+def test_chunks_equal_one_fetch():
     from stock_platform.defs.stock_prices.sources.synthetic_source import SyntheticSource
 
     days = [dt.date(2000, 2, 1) + dt.timedelta(days=n) for n in range(45)]
     whole = SyntheticSource(seed=7, page_size=1000).fetch_days(days)
-    calls = request.getfixturevalue("simulated_blocks")  # count only the chunked fetch
     chunks = list(SyntheticSource(seed=7, page_size=1000).fetch_chunks(days, 10))
     assert [len(chunk) for chunk in chunks] == [10, 10, 10, 10, 5]
     merged = {day: pages for chunk in chunks for day, pages in chunk.items()}
     assert list(merged) == sorted(whole)
     assert {d: [p.body for p in pages] for d, pages in merged.items()} == {
         d: [p.body for p in pages] for d, pages in whole.items()}
-    weekdays = synthetic.weekday_ordinal(np.datetime64(max(days)), SyntheticMarket.EPOCH)
-    assert calls == list(range(weekdays // synthetic.BLOCK + 1))  # one pass for all chunks

@@ -111,14 +111,6 @@ def test_item_columns_fail_as_parse_page_does(body):
     assert str(error.value) == str(expected.value)
 
 
-def test_the_usual_page_is_decoded_without_parse_page(monkeypatch):
-    import stock_platform.defs.stock_prices.sources.wire as wire
-
-    body = build_page(json.dumps([FULL_ITEM, ITEM], ensure_ascii=False), 1, 1000, 2).encode()
-    monkeypatch.setattr(wire, "parse_page", lambda *args, **kwargs: pytest.fail("slow path taken"))
-    assert item_columns(body) == [[FULL_ITEM[field], ITEM.get(field)] for field in WIRE_FIELDS]
-
-
 def test_items_json_is_the_api_s_compact_json():
     rows = [FULL_ITEM, {**FULL_ITEM, "itmsNm": '삼성 "우" \\ /\n\t\u0001', "clpr": None}]
     columns = [[row[field] for row in rows] for field in WIRE_FIELDS]
