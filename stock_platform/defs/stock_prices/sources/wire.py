@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-# API field -> warehouse column, in warehouse order (see DESIGN.md, "Warehouse contract").
+# API field -> warehouse column, in warehouse order (see ARCHITECTURE.md, "Domain: stock prices").
 FIELD_TO_COLUMN: dict[str, str] = {
     "basDt": "trade_date",
     "srtnCd": "ticker",
