@@ -176,7 +176,9 @@ class Progress:
         run_id, cursor = None, None
         columns = (rich.SpinnerColumn(), rich.TextColumn("{task.description:28}"), rich.BarColumn(),
                    rich.MofNCompleteColumn(), rich.TimeElapsedColumn())
-        with rich.Progress(*columns, console=console, transient=True) as progress:
+        # No redirection of sys.stdout/stderr: they go to the log file (output_to).
+        with rich.Progress(*columns, console=console, transient=True,
+                           redirect_stdout=False, redirect_stderr=False) as progress:
             while True:
                 finishing = self.done.is_set()
                 if run_id is None:
@@ -263,6 +265,27 @@ def _echo(log: Path, terminal: IO[str], stop: threading.Event) -> None:
         terminal.write(handle.read())
 
 
+def pin_pool_limits(instance: Any, asset_keys: Sequence[Any]) -> None:
+    """Give each pool of these assets the instance's default limit as a limit of its own, unless
+    it has one (`dagster instance concurrency set` keeps working).
+
+    Dagster creates a pool's limit row from `default_limit` when a step first claims the pool; on
+    PostgreSQL two runs doing so at once (two backfills launched together on a new instance) make
+    one of them fail with InFailedSqlTransaction after a UniqueViolation (dagster-io/dagster#33552).
+    A pool whose limit is not the default is never initialized by a run."""
+    storage = instance.event_log_storage
+    limit = instance.global_op_concurrency_default_limit
+    if limit is None or not storage.supports_global_concurrency_limits:
+        return
+    pools = {pool for key in asset_keys for pool in definitions().resolve_assets_def(key).node_def.pools}
+    for pool in sorted(pools - storage.get_concurrency_keys()):
+        try:
+            storage.set_concurrency_slots(pool, limit)
+        except Exception:
+            if pool not in storage.get_concurrency_keys():  # not another CLI setting it first
+                raise
+
+
 def execute(settings: PlatformSettings, runs: list[RangeRun], log: Path, verbose: bool) -> bool:
     import dagster as dg
 
@@ -273,6 +296,7 @@ def execute(settings: PlatformSettings, runs: list[RangeRun], log: Path, verbose
         for run_id in reap_dead_runs(instance):  # a killed run must not hold the pool slots
             print(f"Run {run_id} had died (killed or crashed): marked it failed and freed its "
                   "pool slots", flush=True)
+        pin_pool_limits(instance, [key for run in runs for key in run.asset_keys])
         for run in runs:
             steps = _steps(run)
             print(f"\n{', '.join(run.groups)}: {run.first_key} .. {run.last_key} "
@@ -380,6 +404,7 @@ def dev(args: argparse.Namespace, argv: list[str]) -> int:
     with dg.DagsterInstance.get() as instance:
         for run_id in reap_dead_runs(instance):
             print(f"Run {run_id} had died: marked it failed", flush=True)
+        pin_pool_limits(instance, list(definitions().resolve_all_asset_keys()))
     print(f"Serving the Dagster UI on http://{args.host}:{args.port}", flush=True)
     os.execve(command[0], command, child_environment({}))
 

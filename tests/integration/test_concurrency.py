@@ -2,7 +2,7 @@
 instance, through `make dev`'s webserver and daemon as a user would (UI or GraphQL).
 
 Each backfill is one run (BackfillPolicy.single_run). DuckDB allows one writing process, so the
-instance's pools (`concurrency: pools: default_limit: 1` in stock_platform.cli.INSTANCE_YAML) make
+instance's pools (`concurrency: pools: default_limit: 1` in stock_platform/platform/dagster.yaml) make
 the warehouse steps (load, dbt) of the two runs take turns, and the two ingests too; Spark cleaning
 overlaps freely. Both runs must succeed with no lock error in their event logs, the pool steps of
 the two runs must never overlap in time, a lake reader must never see a half-written partition
@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
 from fixtures.lake_reader import LakeReader, lake_problems
-from fixtures.platform import REFERENCE_RANGE, checksums, duplicates, rows_lost
+from fixtures.platform import REFERENCE_RANGE, checksums, duplicates, open_instance, rows_lost
 from fixtures.reliability import Outcome, record
 
 from stock_platform.platform.settings import REPO_ROOT
@@ -154,20 +154,20 @@ def backfills(reference_run, tmp_path_factory):
             }
         finally:
             reader.stop()
-    with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
-        run_ids = [run["runId"] for backfill in ids for run in runs[backfill]]
-        result = {
-            "ids": ids,
-            "statuses": statuses,
-            "runs": runs,
-            "run_status": {run_id: instance.get_run_by_id(run_id).status for run_id in run_ids},
-            "intervals": {run_id: step_intervals(instance, run_id) for run_id in run_ids},
-            "run_spans": {run_id: (instance.get_run_record_by_id(run_id).start_time,
-                                   instance.get_run_record_by_id(run_id).end_time)
-                          for run_id in run_ids},
-            "lock_errors": {run_id: lock_errors(instance, run_id) for run_id in run_ids},
-            "slots_left": instance.event_log_storage.get_concurrency_run_ids(),
-        }
+        with open_instance(data_dir) as instance:  # while make_dev's PostgreSQL server runs
+            run_ids = [run["runId"] for backfill in ids for run in runs[backfill]]
+            result = {
+                "ids": ids,
+                "statuses": statuses,
+                "runs": runs,
+                "run_status": {run_id: instance.get_run_by_id(run_id).status for run_id in run_ids},
+                "intervals": {run_id: step_intervals(instance, run_id) for run_id in run_ids},
+                "run_spans": {run_id: (instance.get_run_record_by_id(run_id).start_time,
+                                       instance.get_run_record_by_id(run_id).end_time)
+                              for run_id in run_ids},
+                "lock_errors": {run_id: lock_errors(instance, run_id) for run_id in run_ids},
+                "slots_left": instance.event_log_storage.get_concurrency_run_ids(),
+            }
     path = data_dir / "warehouse.duckdb"
     ref = reference_run.get()
     result.update(

@@ -20,19 +20,20 @@ leave tables identical (content checksums) to the uninterrupted reference run; t
 kill then hits a run over that materialized range. After every kill: every lake manifest's files
 exist and hold exactly its rows, no partition published before the run has disappeared, DuckDB
 opens, and each warehouse table's per-day counts for the range are those before the run or those
-of the reference (never a partial range). All along, a reader thread reads the lake through its manifests and must never see
-a half-written partition. The warehouse is checked at each kill rather than polled: a second
-process opening the DuckDB file would itself take the lock the pipeline's writers need.
+of the reference (never a partial range). All along, a reader thread reads the lake through its
+manifests and must never see a half-written partition. The warehouse is checked at each kill
+rather than polled: a second process opening the DuckDB file would itself take the lock the
+pipeline's writers need.
 """
 
 import datetime as dt
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import dagster as dg
 import pytest
@@ -43,25 +44,29 @@ from fixtures.platform import (
     checksums,
     day_counts,
     duplicates,
+    instance_url,
     kill_group,
+    open_instance,
     rows_lost,
     start_cli_run,
+    stop_platform,
     tail,
     wait_for,
 )
 from fixtures.reliability import Outcome, record
 
+from stock_platform.platform.dbt import DBT_PROJECT_DIR
 from stock_platform.platform.failpoints import ENV as FAILPOINT_ENV
-from stock_platform.platform.failpoints import MARKER_ENV
-from stock_platform.resources import DBT_PROJECT_DIR
+
+MARKER_ENV = "STOCK_PLATFORM_FAILPOINT_MARKER"  # the file a failpoint writes when it is reached
 
 pytestmark = pytest.mark.timeout(60 * 60)  # the module fixture runs every chain (minutes each)
 
 FIRST, LAST = REFERENCE_RANGE
 RANGE_DAYS = [dt.date.fromisoformat(FIRST) + dt.timedelta(days=n) for n in range(5)]
 REACH_TIMEOUT_S = 15 * 60  # a run must reach its kill point within this (slow machine)
-DBT_TARGET = Path(DBT_PROJECT_DIR) / "target"
-FIRST_MART_RUN_SQL = "run/stock_platform/models/marts/fct_daily_stock_metrics.sql"
+DBT_TARGET = DBT_PROJECT_DIR / "target"
+FIRST_MART_RUN_SQL = "run/stock_platform/models/stock_prices/marts/fct_daily_stock_metrics.sql"
 
 
 # A moment is recognised from outside by a probe built before the run starts:
@@ -161,25 +166,26 @@ class Chain:
     error: BaseException | None = None
 
 
-def instance_of(data_dir: Path) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_config(str(data_dir / "dagster_home"))
-
-
 def new_run_id(data_dir: Path, known: set[str]) -> str | None:
     """The id of the run this chain started (the one not seen before), once it exists."""
-    ids = all_run_ids(data_dir) - known
+    try:
+        ids = all_run_ids(data_dir) - known
+    except Exception:
+        return None
     return ids.pop() if ids else None
 
 
 def all_run_ids(data_dir: Path) -> set[str]:
-    if not (data_dir / "dagster_home" / "history" / "runs.db").exists():
+    """Every run of the data dir's instance (none before its first `make run`, which starts the
+    embedded PostgreSQL server; later ones find it running)."""
+    if instance_url(data_dir) is None:
         return set()
-    with instance_of(data_dir) as instance:
+    with open_instance(data_dir) as instance:
         return {run.run_id for run in instance.get_runs()}
 
 
 def pool_holders(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
-    with instance_of(data_dir) as instance:
+    with open_instance(data_dir) as instance:
         storage = instance.event_log_storage
         return {
             pool: [(slot.run_id, slot.step_key)
@@ -191,7 +197,7 @@ def pool_holders(data_dir: Path) -> dict[str, list[tuple[str, str]]]:
 def warehouse_state(data_dir: Path) -> dict | str:
     try:
         return day_counts(data_dir / "warehouse.duckdb")
-    except Exception as exc:  # noqa: BLE001 - the test reports it
+    except Exception as exc:
         return f"DuckDB did not open: {exc!r}"
 
 
@@ -290,7 +296,7 @@ def run_chain(chain: Chain, points: list[KillPoint], reference: Callable[[], Ref
         chain.duplicates = duplicates(path)
         staging = chain.data_dir / "lake" / "_staging"
         chain.staging_left = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
-        with instance_of(chain.data_dir) as instance:
+        with open_instance(chain.data_dir) as instance:
             chain.runs = {run.run_id: run.status for run in instance.get_runs()}
             chain.slots_left = instance.event_log_storage.get_concurrency_run_ids()
     except BaseException as exc:  # reported by the tests, after the other chain finished
@@ -298,7 +304,7 @@ def run_chain(chain: Chain, points: list[KillPoint], reference: Callable[[], Ref
     finally:
         try:
             chain.rows_lost = rows_lost(chain.data_dir / "warehouse.duckdb", reference().keys)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             chain.error = chain.error or exc
         reader.stop()
         chain.reader_problems = reader.problems
@@ -325,23 +331,29 @@ def record_chain(chain: Chain, scenario: str, ref: Reference) -> None:
 @pytest.fixture(scope="module")
 def chains(reference_run, tmp_path_factory):
     """Both chains, side by side: the empty platform's while the reference run is still running,
-    the re-materialization's on a copy of the reference platform once it is there."""
+    the re-materialization's on a copy of the reference platform's lake and warehouse once it is
+    there (with an instance of its own: a PostgreSQL folder is not copied like a file)."""
     started = time.monotonic()
     empty = Chain("empty", tmp_path_factory.mktemp("crash-empty") / "data")
+    again = Chain("rematerialize", tmp_path_factory.mktemp("crash-again") / "data")
     empty.data_dir.mkdir()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(run_chain, empty, [RAW_INGEST, SPARK_WRITE, CLEAN_PUBLISH],
-                            reference_run.get)
-        ref = reference_run.get()
-        again = Chain("rematerialize", tmp_path_factory.mktemp("crash-again") / "data")
-        shutil.copytree(ref.data_dir, again.data_dir, ignore=shutil.ignore_patterns("spark-tmp"))
-        run_chain(again, [WAREHOUSE_LOAD, DBT_BUILD], reference_run.get)
-        first.result()
-    record_chain(empty, "SIGKILL from an empty platform, re-run after each kill", ref)
-    record_chain(again, "SIGKILL while re-materializing, re-run after each kill", ref)
-    print(f"\ncrash chains: empty {empty.seconds:.0f}s, re-materialize {again.seconds:.0f}s, "
-          f"module {time.monotonic() - started:.0f}s (reference included)")
-    return {"empty": empty, "rematerialize": again, "reference": ref}
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(run_chain, empty, [RAW_INGEST, SPARK_WRITE, CLEAN_PUBLISH],
+                                reference_run.get)
+            ref = reference_run.get()
+            shutil.copytree(ref.data_dir, again.data_dir,
+                            ignore=shutil.ignore_patterns("spark-tmp", "postgres"))
+            run_chain(again, [WAREHOUSE_LOAD, DBT_BUILD], reference_run.get)
+            first.result()
+        record_chain(empty, "SIGKILL from an empty platform, re-run after each kill", ref)
+        record_chain(again, "SIGKILL while re-materializing, re-run after each kill", ref)
+        print(f"\ncrash chains: empty {empty.seconds:.0f}s, re-materialize {again.seconds:.0f}s, "
+              f"module {time.monotonic() - started:.0f}s (reference included)")
+        yield {"empty": empty, "rematerialize": again, "reference": ref}
+    finally:
+        for chain in (empty, again):
+            stop_platform(chain.data_dir)
 
 
 @pytest.fixture(params=["empty", "rematerialize"])
@@ -414,8 +426,8 @@ def test_killed_runs_are_marked_failed_and_their_pool_slots_freed(chain):
 
 
 def test_the_warehouse_pool_slot_is_held_by_the_load_step(chains):
-    """Pools are honored by `dagster asset materialize`'s in-process executor: while the load is
-    frozen in its transaction, its step holds the warehouse pool's only slot."""
+    """Pools are honored by `make run`'s in-process execution: while the load is frozen in its
+    transaction, its step holds the warehouse pool's only slot."""
     (kill,) = [k for k in chains["rematerialize"].kills if k.point is WAREHOUSE_LOAD]
     assert kill.pools_at_kill["limit"] == 1
     assert kill.pools_at_kill["warehouse"] == [(kill.run_id, "stock_raw__daily_prices")]

@@ -15,13 +15,20 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster._serdes import serialize_value
-from fixtures.data_go_kr import expected_warehouse, failure_messages, readable, run, use_fake_api
+from dagster import serialize_value
+from fixtures.data_go_kr import (
+    data_go_kr_definitions,
+    expected_warehouse,
+    failure_messages,
+    readable,
+    run,
+    use_fake_api,
+)
+from fixtures.platform import settings_of
 
-from stock_platform.definitions import build_definitions
-from stock_platform.platform.lake import RAW, Lake
-from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.schema import RAW
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
+from stock_platform.platform.lake import Lake
 from stock_platform.testing.fake_data_go_kr import FakeDataGoKr
 
 MARKER = "LeakCanary"  # survives percent-encoding: finds the key in any form
@@ -30,7 +37,8 @@ FULL_RUN = ("2024-04-08", "2024-04-11")
 SESSIONS = [dt.date(2024, 4, d) for d in (8, 9, 11)]
 QUOTA_RUN = ("2024-04-15", "2024-04-16")
 UNPUBLISHED = "2024-04-17"  # a trading day the server has no rows for
-SERVED = SESSIONS + [dt.date(2024, 4, 15), dt.date(2024, 4, 16)]
+SERVED = [*SESSIONS, dt.date(2024, 4, 15), dt.date(2024, 4, 16)]
+
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, spark):
@@ -46,8 +54,8 @@ def platform(tmp_path_factory, spark):
         )
         env = stack.enter_context(pytest.MonkeyPatch.context())
         use_fake_api(env, root / "data", api.url, KEY, DATA_GO_KR_MAX_RPS="50")
-        settings = load_settings()
-        defs = build_definitions(settings)
+        settings = settings_of(root / "data")
+        defs = data_go_kr_definitions(settings)
         (root / "instance").mkdir()  # so that its sqlite files can be searched afterwards
         instance = stack.enter_context(dg.instance_for_test(temp_dir=str(root / "instance")))
         logging.getLogger().addHandler(handler)
@@ -70,7 +78,7 @@ def platform(tmp_path_factory, spark):
         # dg.EnvVar is resolved when the run starts: the run is refused, naming the variable.
         with pytest.raises(dg.DagsterInvalidConfigError) as no_key:
             run(defs, instance, *QUOTA_RUN, raw_only=True)
-        for logger, level in zip(chatty, levels):
+        for logger, level in zip(chatty, levels, strict=True):
             logger.setLevel(level)
         yield {
             "settings": settings, "instance": instance, "api": api, "frames": frames, "root": root,

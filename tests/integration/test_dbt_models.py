@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,16 +28,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_platform.defs.stock_prices.schema import COLUMN_NAMES, duckdb_create_table_sql
+from stock_platform.defs.stock_prices.schema import DAILY_PRICES
+from stock_platform.platform.dbt import DBT_PROJECT_DIR as PROJECT_DIR
+from stock_platform.platform.resources import dbt_executable
+from stock_platform.platform.settings import REPO_ROOT as REPO
+from stock_platform.platform.warehouse.duckdb import create_table_sql
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_DIR = REPO / "dbt_project"
-RAW = "stock_raw"
+RAW = DAILY_PRICES.dataset
 ANALYTICS = "stock_analytics"
 MARTS = ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily")
 LOOKBACK_DAYS = {"fct_daily_stock_metrics": 364, "market_daily_summary": 364, "top_movers_daily": 0}
 
-# Contract columns (DESIGN.md "dbt summary tables"), in order, and each mart's grain.
+# Contract columns (ARCHITECTURE.md, "dbt summary tables"), in order, and each mart's grain.
 COLUMNS = {
     "fct_daily_stock_metrics": [
         "trade_date", "ticker", "name", "market", "close", "volume", "market_cap",
@@ -177,14 +178,14 @@ def make_source() -> pd.DataFrame:
         hit = (df.ticker == ticker) & (df.trade_date == day)
         assert hit.sum() == 1, (ticker, day)
         df.loc[hit, column] = (df.loc[hit, column] * factor).astype("int64")
-    return df[COLUMN_NAMES].sort_values(["trade_date", "ticker"]).reset_index(drop=True)
+    return df[DAILY_PRICES.column_names].sort_values(["trade_date", "ticker"]).reset_index(drop=True)
 
 
 def write_source(db_path: Path, source: pd.DataFrame) -> None:
     with duckdb.connect(str(db_path)) as con:
         con.execute(f"create schema if not exists {RAW}")
-        con.execute(f"drop table if exists {RAW}.daily_prices")
-        con.execute(duckdb_create_table_sql(RAW))
+        con.execute(f"drop table if exists {DAILY_PRICES.qualified_name}")
+        con.execute(create_table_sql(DAILY_PRICES))
         con.register("source_df", source)
         con.execute(f"insert into {RAW}.daily_prices select * from source_df")
 
@@ -318,11 +319,6 @@ def assert_same(model: str, actual: pd.DataFrame, expected: pd.DataFrame, rtol: 
                 f"{model}.{column}: {int(bad.sum())} rows differ, e.g. {sample}: "
                 f"dbt {a[bad][:3].tolist()} != expected {e[bad][:3].tolist()}"
             )
-
-
-def dbt_executable() -> str:
-    candidate = Path(sys.executable).with_name("dbt")
-    return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
 
 
 class Dbt:
@@ -562,7 +558,7 @@ def test_compiled_sql_bounds_the_source_scan(model, builds):
     lo, hi = WINDOWS[1]
     lower = lo - dt.timedelta(days=LOOKBACK_DAYS[model])
     compiled_path = next(
-        (builds["targets"][2] / "compiled").rglob(f"models/marts/{model}.sql")
+        (builds["targets"][2] / "compiled").rglob(f"marts/{model}.sql")
     )
     sql = compiled_path.read_text()
     assert lo.isoformat() in sql and hi.isoformat() in sql

@@ -10,12 +10,12 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from fixtures.platform import MARTS, checksums, table
+from fixtures.platform import MARTS, checksums, local_definitions, settings_of, table
 
-from stock_platform.definitions import build_definitions
-from stock_platform.platform.lake import CLEAN, RAW, REJECTED, Lake
-from stock_platform.resources import DBT_PROJECT_DIR, dbt_executable
-from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.schema import CLEAN, RAW, REJECTED
+from stock_platform.platform.dbt import DBT_PROJECT_DIR
+from stock_platform.platform.lake import Lake
+from stock_platform.platform.resources import dbt_executable
 
 # Two consecutive range runs, then a daily run; 2024-04-10 (22nd National Assembly election) is a
 # KRX holiday.
@@ -41,9 +41,9 @@ def materialize_range(defs: dg.Definitions, instance, first: str, last: str):
 def platform(tmp_path_factory, spark):
     data_dir = tmp_path_factory.mktemp("platform")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("STOCK_PLATFORM_DATA_DIR", str(data_dir))
-        settings = load_settings()
-        defs = build_definitions(settings)
+        env.setenv("STOCK_PLATFORM_DATA_DIR", str(data_dir))  # for dbt's profile
+        settings = settings_of(data_dir)
+        defs = local_definitions(settings)
         with dg.instance_for_test() as instance:
             results = [materialize_range(defs, instance, *run) for run in (FIRST_RUN, SECOND_RUN, DAILY_RUN)]
             yield {"settings": settings, "defs": defs, "instance": instance, "results": results}
@@ -79,7 +79,7 @@ def test_holiday_is_market_closed(platform):
     raw_event = platform["instance"].fetch_materializations(
         dg.AssetKey("raw_stock_prices"), limit=100
     ).records
-    closed = [r for r in raw_event if r.partition_key == HOLIDAY.isoformat()][0]
+    closed = next(r for r in raw_event if r.partition_key == HOLIDAY.isoformat())
     metadata = closed.asset_materialization.metadata  # the partition's own figures
     assert metadata["market_closed"].value is True
     assert metadata["status"].value.startswith("market closed (")
@@ -102,9 +102,9 @@ def test_lake_layout_and_warehouse_parity(platform):
         clean = lake.manifest(CLEAN, day)
         assert clean.rows == per_day[day] and clean.files[0].endswith(".zstd.parquet")
         assert lake.manifest(REJECTED, day).rows == 0
-    assert 2500 <= per_day.min() and per_day.max() <= 2900
+    assert per_day.min() >= 2500 and per_day.max() <= 2900
     # Every column chunk zstd, none dictionary-encoded (write_partitioned says why).
-    first_file = lake.uri(f"{lake.partition_dir(CLEAN, sessions[0])}/{lake.manifest(CLEAN, sessions[0]).files[0]}")
+    [first_file] = lake.files(CLEAN, sessions[0])
     row_group = pq.ParquetFile(first_file).metadata.row_group(0)
     chunks = [row_group.column(i) for i in range(row_group.num_columns)]
     assert {chunk.compression for chunk in chunks} == {"ZSTD"}

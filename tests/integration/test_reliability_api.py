@@ -39,7 +39,6 @@ import pyarrow.parquet as pq
 import pytest
 from fixtures.data_go_kr import (
     data_go_kr_definitions,
-    use_fake_api,
     duplicate_keys,
     expected_warehouse,
     failure_messages,
@@ -48,17 +47,19 @@ from fixtures.data_go_kr import (
     rows_lost,
     run,
     to_warehouse,
+    use_fake_api,
     warehouse_rows,
     wire_frame,
 )
+from fixtures.platform import settings_of
 from fixtures.reliability import Outcome, record
 
-from stock_platform.platform.lake import CLEAN, RAW, REJECTED, Lake, new_version
-from stock_platform.platform.calendars import trading_sessions
-from stock_platform.resources import DBT_PROJECT_DIR
-from stock_platform.platform.settings import load_settings
+from stock_platform.defs.stock_prices.schema import CLEAN, RAW, REJECTED
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
 from stock_platform.defs.stock_prices.spark.transform import RawPage, run_cleaning
+from stock_platform.platform.calendars import trading_sessions
+from stock_platform.platform.dbt import DBT_PROJECT_DIR
+from stock_platform.platform.lake import Lake, new_version
 from stock_platform.testing.fake_data_go_kr import FAULTS, FakeDataGoKr
 
 MARKER = "ReliabilityCanary"  # survives percent-encoding: finds the key in any form
@@ -117,7 +118,7 @@ CASES = [
     ("missing field", "null close", {"clpr": None}, "missing clpr"),
     ("missing field", "only date and ticker",
      {f: DROP for f in ("isinCd", "itmsNm", "mrktCtg", *PRICES, "vs", "fltRt", "trqu", "trPrc",
-                        "lstgStCnt", "mrktTotAmt")}, "missing isinCd"),  # fmt: skip
+                        "lstgStCnt", "mrktTotAmt")}, "missing isinCd"),
     ("missing field", "empty object", "empty", "missing basDt; missing srtnCd"),
     ("extra fields", "an extra field", {"corpNm": "테스트", "sector": "x"}, None),
     ("extra fields", "nested extra fields", {"meta": {"src": ["a", 1, None]}, "flag": True}, None),
@@ -180,7 +181,7 @@ def build_bad_day(day: dt.date, other: dt.date, market: pd.DataFrame):
     assert (len(head) + 3) // PAGE_SIZE == (len(head) - 1) // PAGE_SIZE  # same page
     assert (len(items) - 1) // PAGE_SIZE != (len(head) + 5) // PAGE_SIZE  # another page
     valid = [head[position] for _, _, position, reason, _ in cases if reason is None]
-    valid += [head[-2]] + market_rows  # the kept ZD0001; the twins' values are the market's
+    valid += [head[-2], *market_rows]  # the kept ZD0001; the twins' values are the market's
     return items, cases, valid
 
 
@@ -209,7 +210,7 @@ def captured_output(log_path: Path):
             yield text
         finally:
             stack.close()
-            for logger, level in zip(chatty, levels):
+            for logger, level in zip(chatty, levels, strict=True):
                 logger.setLevel(level)
             logging.getLogger().removeHandler(handler)
             os.dup2(saved[0], 1)
@@ -255,17 +256,17 @@ def platform(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("reliability_api")
     market = SyntheticMarket(7).frames(FLAKY + QUOTA[2:] + BAD)
     frames = {day: market[day] for day in FLAKY + QUOTA[2:]}
-    bad = {day: build_bad_day(day, other, market[day]) for day, other in zip(BAD, BAD[::-1])}
+    bad = {day: build_bad_day(day, other, market[day]) for day, other in zip(BAD, BAD[::-1], strict=True)}
     served = {**frames, **{day: items for day, (items, _, _) in bad.items()}}
     with contextlib.ExitStack() as stack:
         api = stack.enter_context(
             FakeDataGoKr(served, KEY, latency=(0.005, 0.02), random_faults=TRANSIENT, stall_s=3.0,
-                         seed=7, echo_key=True)  # fmt: skip
+                         seed=7, echo_key=True)
         )
         env = stack.enter_context(pytest.MonkeyPatch.context())
         use_fake_api(env, root / "data", api.url, KEY, DATA_GO_KR_MAX_RPS="100",
                      DATA_GO_KR_PAGE_SIZE=str(PAGE_SIZE))
-        settings = load_settings()
+        settings = settings_of(root / "data")
         defs = data_go_kr_definitions(settings, **CLIENT)
         (root / "instance").mkdir()  # so that its sqlite files can be searched afterwards
         instance = stack.enter_context(dg.instance_for_test(temp_dir=str(root / "instance")))
@@ -580,7 +581,7 @@ def test_a_lone_surrogate_in_a_name_is_quarantined(spark, tmp_path):
     lake = Lake(str(tmp_path))
     name = f"{Lake.partition_dir(RAW, day)}/v={new_version()}/page-00001.json.gz"
     lake.write_bytes(name, gzip.compress(body.encode()))
-    fetched = dt.datetime(2024, 3, 29, 5, tzinfo=dt.timezone.utc)
+    fetched = dt.datetime(2024, 3, 29, 5, tzinfo=dt.UTC)
     run_cleaning(spark, [RawPage(lake.uri(name), day, fetched)], str(tmp_path / "out"))
     clean = pd.read_parquet(tmp_path / "out" / "clean")
     rejected = pd.read_parquet(tmp_path / "out" / "rejected")

@@ -5,17 +5,17 @@ import gzip
 import json
 
 import pandas as pd
-import pyspark
+import psutil
 import pytest
 
-from stock_platform.platform.lake import Lake, new_version
-from stock_platform.spark import JIT_OPTIONS
+from stock_platform.defs.stock_prices.schema import RAW
 from stock_platform.defs.stock_prices.spark.transform import RawPage, run_cleaning
-from stock_platform.defs.stock_prices.sources.wire import WIRE_FIELDS
+from stock_platform.platform.lake import Lake, new_version
+from stock_platform.platform.spark import JIT_OPTIONS
 
 DAY = dt.date(2024, 3, 4)
-EARLY = dt.datetime(2024, 3, 4, 9, 0, tzinfo=dt.timezone.utc)
-LATE = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.timezone.utc)
+EARLY = dt.datetime(2024, 3, 4, 9, 0, tzinfo=dt.UTC)
+LATE = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
 def item(ticker: str, **overrides) -> dict:
@@ -70,7 +70,7 @@ def cleaned(spark, tmp_path_factory):
     for number, (items, fetched_at) in enumerate(
         [(good + bad + [duplicate_old], EARLY), ([duplicate_new], LATE), ([], LATE)], start=1
     ):
-        name = f"raw/stock_prices/dt={DAY}/v={version}/page-{number:05d}.json.gz"
+        name = f"{Lake.partition_dir(RAW, DAY)}/v={version}/page-{number:05d}.json.gz"
         lake.write_bytes(name, page(items))
         pages.append(RawPage(lake.uri(name), DAY, fetched_at))
     run_cleaning(spark, pages, str(root / "out"))
@@ -127,28 +127,13 @@ def test_output_is_zstd_parquet_with_the_contract_schema(cleaned):
     assert str(schema.field("trade_date").type) == "date32[day]"
     assert str(schema.field("ingested_at").type) == "timestamp[us, tz=UTC]"
     assert str(schema.field("volume").type) == "int64"
-    assert "wire" not in WIRE_FIELDS  # sanity: field list is the API's
 
 
 def test_the_local_jvm_jit_compiles_the_validation_s_huge_generated_method(spark):
     # Without the flag HotSpot interprets any method over 8,000 bytes of bytecode, such as the one
-    # Spark generates for `validate` (stock_platform/spark/__init__.py).
-    arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    assert JIT_OPTIONS in arguments
-
-
-def test_python_workers_import_the_installed_pyspark_not_spark_s_archives(spark):
-    # Each task re-reads the directory of every archive imported from (worker_daemon.py).
-    def imported_from(_):
-        import sys
-        import zipimport
-
-        import pyspark
-
-        archives = [key for key, finder in sys.path_importer_cache.items()
-                    if isinstance(finder, zipimport.zipimporter)]
-        yield pyspark.__file__, archives
-
-    [(pyspark_file, archives)] = spark.sparkContext.parallelize([0], 1).mapPartitions(imported_from).collect()
-    assert pyspark_file == pyspark.__file__
-    assert archives == []
+    # Spark generates for `validate` (stock_platform/platform/spark.py says why it matters).
+    # The session's JVM: a child process of this one (local mode: the driver runs the tasks).
+    jvms = [process.cmdline() for process in psutil.Process().children(recursive=True)
+            if "org.apache.spark.deploy.SparkSubmit" in process.cmdline()]
+    assert spark.sparkContext.master.startswith("local") and len(jvms) == 1
+    assert JIT_OPTIONS in jvms[0]

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster_graphql import DagsterGraphQLClient
 from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
+from fixtures.platform import settings_of
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
-from stock_platform.platform.lake import RAW, Lake
-from stock_platform.platform.settings import REPO_ROOT, load_settings
+from stock_platform.defs.stock_prices.schema import RAW
+from stock_platform.defs.stock_prices.settings import StockSettings
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
+from stock_platform.platform.lake import Lake
+from stock_platform.platform.settings import REPO_ROOT, parse
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -42,8 +44,9 @@ RUN_TIMEOUT_S = 15 * 60
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("ui")
     with make_dev(Path(REPO_ROOT), data_dir, STOCK_PARTITIONS_START=PARTITIONS_START) as port:
-        settings = load_settings({**os.environ, "STOCK_PLATFORM_DATA_DIR": str(data_dir),
-                                  "STOCK_PARTITIONS_START": PARTITIONS_START})
+        # What `make dev` runs with: the data dir, and the domain's settings from this environment.
+        settings = (settings_of(data_dir),
+                    parse(StockSettings, {**os.environ, "STOCK_PARTITIONS_START": PARTITIONS_START}))
         yield {"port": port, "url": f"http://127.0.0.1:{port}", "settings": settings}
 
 
@@ -167,16 +170,17 @@ def weekdays(first: str, last: str) -> list[dt.date]:
 
 def assert_warehouse_has_exactly(settings, days: list[dt.date]) -> None:
     """Exactly `days` in the warehouse, each with the synthetic market's rows (= lake manifest)."""
-    expected = {day: len(frame) for day, frame in SyntheticMarket(settings.synthetic_seed)
+    platform, stock = settings
+    expected = {day: len(frame) for day, frame in SyntheticMarket(stock.synthetic_seed)
                 .frames(days).items()}
-    lake = Lake(settings.lake_root)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    lake = Lake(platform.lake_root)
+    with duckdb.connect(str(platform.warehouse_path), read_only=True) as con:
         prices = dict(con.execute(
-            f"SELECT trade_date, count(*) FROM {settings.raw_dataset}.daily_prices GROUP BY 1"
+            f"SELECT trade_date, count(*) FROM {stock.raw_dataset}.daily_prices GROUP BY 1"
         ).fetchall())
         listings = dict(con.execute(
             f"SELECT trade_date, sum(listings) FROM "
-            f"{settings.analytics_dataset}.market_daily_summary GROUP BY 1"
+            f"{stock.analytics_dataset}.market_daily_summary GROUP BY 1"
         ).fetchall())
     assert prices == expected, f"warehouse rows per day {prices} != synthetic market {expected}"
     assert {day: lake.manifest(RAW, day).rows for day in days} == expected
@@ -253,29 +257,28 @@ def test_ui_backfills_a_range_in_one_run(server, page):
     page.screenshot(path=ARTIFACTS / "ui-market-summary-preview.png", full_page=True)
 
 
-def test_graphql_client_backfills_a_range_in_one_run(server):
+def test_graphql_api_backfills_a_range_in_one_run(server):
     first, last = API_BACKFILL
-    client = DagsterGraphQLClient("127.0.0.1", port_number=server["port"])
-    # The client has no backfill helper: send the mutation through its GraphQL transport.
-    keys = [node["assetKey"] for node in client._execute(ASSET_KEYS)["assetNodes"]]
+    port = server["port"]
+    keys = [node["assetKey"] for node in graphql(port, ASSET_KEYS)["assetNodes"]]
     assert len(keys) == 7, keys
     params = {"partitionsByAssets": [
         {"assetKey": key, "partitions": {"range": {"start": first, "end": last}}} for key in keys
     ]}
-    launched = client._execute(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    launched = graphql(port, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
 
     deadline = time.monotonic() + RUN_TIMEOUT_S
     status = None
     while time.monotonic() < deadline:
-        status = client._execute(BACKFILL_STATUS, {"id": backfill_id})[
+        status = graphql(port, BACKFILL_STATUS, {"id": backfill_id})[
             "partitionBackfillOrError"]["status"]
         if status not in ("REQUESTED", "CANCELING", "FAILING"):
             break
         time.sleep(5)
     assert status == "COMPLETED_SUCCESS", f"backfill {backfill_id} ended as {status}"
-    single_run_of(server["port"], backfill_id, first, last)
+    single_run_of(port, backfill_id, first, last)
     assert_warehouse_has_exactly(server["settings"], [
         dt.date.fromisoformat(ONE_PARTITION), *weekdays(*UI_BACKFILL), *weekdays(*API_BACKFILL)
     ])
@@ -287,7 +290,10 @@ def test_make_dev_shows_a_new_dbt_model_on_reload(page, tmp_path):
     for name in ["stock_platform", "dbt_project"]:
         shutil.copytree(Path(REPO_ROOT) / name, repo / name,
                         ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
-    shutil.copy(Path(REPO_ROOT) / "workspace.yaml", repo)
+    # pyproject.toml: where dg finds defs/; the dbt manifest: what `make dev` builds first.
+    for name in ["workspace.yaml", "pyproject.toml", "dbt_project/target/manifest.json"]:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(REPO_ROOT) / name, repo / name)
     (tmp_path / "data").mkdir()
     with make_dev(repo, tmp_path / "data", STOCK_PARTITIONS_START=PARTITIONS_START) as port:
         url = f"http://127.0.0.1:{port}"
@@ -295,7 +301,7 @@ def test_make_dev_shows_a_new_dbt_model_on_reload(page, tmp_path):
         expand_all_groups(page)
         assert not page.get_by_text("my_new_model", exact=True).count()
 
-        (repo / "dbt_project/models/marts/my_new_model.sql").write_text(
+        (repo / "dbt_project/models/stock_prices/marts/my_new_model.sql").write_text(
             "select trade_date, market, listings from {{ ref('market_daily_summary') }}\n"
         )
         page.get_by_role("button", name="Reload definitions").click()

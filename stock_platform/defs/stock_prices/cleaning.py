@@ -90,7 +90,7 @@ def clean_stock_prices(
     store = lake.get()
     days = run_days(context)
     pages = raw_pages(store, days)
-    staging = f"{STAGING}/{context.run_id}-{uuid.uuid4().hex[:8]}"
+    staging = f"{STAGING}/{context.run.run_id}-{uuid.uuid4().hex[:8]}"
     if pages:
         started = time.monotonic()
         spark.run(context, CLEANING_JOB, {"pages": pages, "staging_uri": store.uri(staging)})

@@ -154,11 +154,11 @@ class DataprocSparkResource(SparkResource):
     def run(self, context: dg.AssetExecutionContext, job: str, arguments: dict[str, Any]) -> dict[str, Any]:
         # The arguments can exceed Dataproc's argument limits: pass them as a file next to the
         # lake, under the run's id.
-        arguments_uri = f"{self.lake_uri.rstrip('/')}/_spark_jobs/{context.run_id}-{uuid.uuid4().hex[:8]}.json"
+        arguments_uri = f"{self.lake_uri.rstrip('/')}/_spark_jobs/{context.run.run_id}-{uuid.uuid4().hex[:8]}.json"
         with fsspec.open(arguments_uri, "w") as handle:
             handle.write(json.dumps(arguments))
         clusters = dataproc_v1.ClusterControllerClient(client_options=self._client_options())
-        name = f"stock-spark-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+        name = f"stock-spark-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
         context.log.info(f"Creating Dataproc cluster {name} in {self.region}")
         clusters.create_cluster(
             project_id=self.project, region=self.region, cluster=self.cluster_spec(name)
