@@ -90,9 +90,29 @@ class BigQueryWarehouse:
         counts = "".join(
             f", COUNTIF(NOT ({predicate})) AS `{name}`" for name, predicate in violations.items()
         )
-        job = self.client.query(
+        job = self._query_range(
             f"SELECT COUNT(*) AS `rows`{counts} FROM `{self.table_id}` "
             f"WHERE {self.table.partition_column} BETWEEN @first AND @last",
+            first,
+            last,
+        )
+        row = next(iter(job.result()))
+        return {"rows": row["rows"], **{name: row[name] for name in violations}}
+
+    def rows_by_partition(self, first: dt.date, last: dt.date) -> dict[dt.date, int]:
+        key = self.table.partition_column
+        job = self._query_range(
+            f"SELECT {key} AS day, COUNT(*) AS row_count FROM `{self.table_id}` "
+            f"WHERE {key} BETWEEN @first AND @last GROUP BY 1",
+            first,
+            last,
+        )
+        return {row["day"]: row["row_count"] for row in job.result()}
+
+    def _query_range(self, sql: str, first: dt.date, last: dt.date) -> bigquery.QueryJob:
+        """`sql` with its @first and @last DATE parameters."""
+        return self.client.query(
+            sql,
             job_config=bigquery.QueryJobConfig(
                 query_parameters=[
                     bigquery.ScalarQueryParameter("first", "DATE", first),
@@ -100,25 +120,6 @@ class BigQueryWarehouse:
                 ]
             ),
         )
-        row = next(iter(job.result()))
-        return {"rows": row["rows"], **{name: row[name] for name in violations}}
-
-    def rows_by_partition(self, first: dt.date, last: dt.date) -> dict[dt.date, int]:
-        job = _rows_by_partition_job(self.client, self.table_id, self.table.partition_column, first, last)
-        return {row["day"]: row["row_count"] for row in job.result()}
-
-
-def _rows_by_partition_job(client: bigquery.Client, table_id: str, key: str, first: dt.date, last: dt.date):
-    return client.query(
-        f"SELECT {key} AS day, COUNT(*) AS row_count FROM `{table_id}` "
-        f"WHERE {key} BETWEEN @first AND @last GROUP BY 1",
-        job_config=bigquery.QueryJobConfig(
-            query_parameters=[
-                bigquery.ScalarQueryParameter("first", "DATE", first),
-                bigquery.ScalarQueryParameter("last", "DATE", last),
-            ]
-        ),
-    )
 
 
 def _rows_loaded(job: bigquery.LoadJob | bigquery.QueryJob) -> int:
