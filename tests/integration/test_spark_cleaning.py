@@ -129,11 +129,20 @@ def test_output_is_zstd_parquet_with_the_contract_schema(cleaned):
     assert str(schema.field("volume").type) == "int64"
 
 
+def _command_line(process: psutil.Process) -> list[str]:
+    # Other children of the test process (finished dbt or PostgreSQL helpers) may be exiting or
+    # zombies waiting to be reaped: they have no command line to read and are not the JVM.
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 def test_the_local_jvm_jit_compiles_the_validation_s_huge_generated_method(spark):
     # Without the flag HotSpot interprets any method over 8,000 bytes of bytecode, such as the one
     # Spark generates for `validate` (stock_platform/platform/spark.py says why it matters).
     # The session's JVM: a child process of this one (local mode: the driver runs the tasks).
-    jvms = [process.cmdline() for process in psutil.Process().children(recursive=True)
-            if "org.apache.spark.deploy.SparkSubmit" in process.cmdline()]
+    jvms = [command for command in map(_command_line, psutil.Process().children(recursive=True))
+            if "org.apache.spark.deploy.SparkSubmit" in command]
     assert spark.sparkContext.master.startswith("local") and len(jvms) == 1
     assert JIT_OPTIONS in jvms[0]
