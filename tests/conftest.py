@@ -1,8 +1,9 @@
 """Shared fixtures.
 
-- Every test runs with STOCK_PLATFORM_DATA_DIR in a temporary folder of the session (the data dir
-  holds the lake, the warehouse, the calendar cache and the instance: never the user's), unless
-  it sets its own; the settings read from the environment are re-read for every test.
+- Every test runs with STOCK_PLATFORM_DATA_DIR and STOCK_PLATFORM_CACHE_DIR in temporary folders of
+  the session (the data dir holds the lake, the warehouse and the instance, the cache dir the
+  calendar: never the user's), unless it sets its own; the settings read from the environment are
+  re-read for every test.
 - `setenv`: set (or, with None, unset) environment variables for one test and re-read settings.
 - `spark`: one local Spark session for the whole run (its JVM takes seconds to start).
 """
@@ -18,10 +19,12 @@ from stock_platform.platform import settings as platform_settings
 
 @pytest.fixture(scope="session", autouse=True)
 def session_data_dir(tmp_path_factory):
-    """STOCK_PLATFORM_DATA_DIR for the whole session; a test may set its own (monkeypatch)."""
+    """STOCK_PLATFORM_DATA_DIR and STOCK_PLATFORM_CACHE_DIR for the whole session; a test may set
+    its own (monkeypatch)."""
     data_dir = tmp_path_factory.mktemp("data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STOCK_PLATFORM_DATA_DIR", str(data_dir))
+        patch.setenv("STOCK_PLATFORM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         platform_settings.load.cache_clear()
         yield data_dir
     platform_settings.load.cache_clear()

@@ -50,11 +50,12 @@ def calendar_day_partitions(start: str, timezone: str) -> dg.TimeWindowPartition
 def _xkrx_sessions() -> tuple[dt.date, dt.date, frozenset[dt.date]]:
     """(first, last, all) XKRX sessions from CALENDAR_START.
 
-    Building exchange-calendars' XKRX takes about 3 s (its lunar holidays), in every process that
-    needs it; its sessions are kept in the data dir's cache/. Its last session is a year ahead of
-    today, so an entry holds for the day it was built on."""
+    Building exchange-calendars' XKRX takes 3-9 s of CPU (its lunar holidays), in every process
+    that needs it: its sessions are kept in the cache dir (STOCK_PLATFORM_CACHE_DIR), shared by
+    every data dir. Its last session is a year ahead of today, so an entry holds for the day it
+    was built on."""
     version = importlib.metadata.version("exchange-calendars")
-    cache = platform_settings().data_path / "cache"
+    cache = platform_settings().cache_dir
     path = cache / f"xkrx-sessions-{version}-from-{CALENDAR_START}-on-{dt.date.today()}.json"
     try:
         sessions = [dt.date.fromisoformat(day) for day in json.loads(path.read_text())]

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +39,12 @@ class DomainSettings(BaseSettings):
 class PlatformSettings(DomainSettings):
     env: Literal["local", "gcp"] = Field("local", alias="STOCK_PLATFORM_ENV")
     data_dir: Path = Field(REPO_ROOT / ".data", alias="STOCK_PLATFORM_DATA_DIR")
+    # What is derived from installed packages alone (the XKRX sessions) and holds for every data
+    # dir: computed once per machine and day, not once per data dir.
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("stock_platform")),
+        alias="STOCK_PLATFORM_CACHE_DIR",
+    )
     # gcp: where the Spark steps run (in the step's process, executors as pods, or Dataproc).
     spark_runner: Literal["local", "dataproc", "kubernetes"] = Field("local", alias="SPARK_RUNNER")
     gcp_project: str = Field("", alias="GCP_PROJECT")

@@ -83,13 +83,13 @@ class FakeCalendar:
         self.sessions = pd.DatetimeIndex([pd.Timestamp(day) for day in days])
 
 
-def test_sessions_are_cached_in_the_data_dir_per_day_and_rebuilt_when_unreadable(
+def test_sessions_are_cached_in_the_cache_dir_per_day_and_rebuilt_when_unreadable(
     setenv, tmp_path, monkeypatch
 ):
     import exchange_calendars
 
-    setenv(STOCK_PLATFORM_DATA_DIR=str(tmp_path))
     cache = tmp_path / "cache"
+    setenv(STOCK_PLATFORM_CACHE_DIR=str(cache))
     stale = cache / "xkrx-sessions-0.0-from-2000-01-01-on-2000-01-01.json"
     stale.parent.mkdir(parents=True)
     stale.write_text("[]")
