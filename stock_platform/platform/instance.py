@@ -99,9 +99,6 @@ def prepare_instance(settings: PlatformSettings) -> dict[str, str]:
         # Spark's Python workers and dagster-dbt's `dbt` come from this venv, even when the CLI
         # was started as .venv/bin/python without the venv on PATH.
         "PYSPARK_PYTHON": sys.executable,
-        # dagster-dbt asks `dbt --version` before each invocation; without this dbt also asks PyPI
-        # for its latest release (seconds, and a network call) every time.
-        "DBT_VERSION_CHECK": "false",
     }
 
 

@@ -21,9 +21,10 @@ from stock_platform.platform.spark import SparkSessionResource, local_spark_conf
 
 
 def dbt_executable() -> str:
-    """The dbt installed beside this interpreter (the project's venv), even if not on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
+    """The project's dbt launcher (platform/dbt_launcher.py) installed beside this interpreter (the
+    project's venv), even if not on PATH."""
+    beside = Path(sys.executable).parent / "stock-platform-dbt"
+    return str(beside) if beside.exists() else "stock-platform-dbt"
 
 
 def build_executor(settings: PlatformSettings) -> dg.ExecutorDefinition:
