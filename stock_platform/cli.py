@@ -192,7 +192,7 @@ class Progress:
                         self._show(record.event_log_entry, progress, bars, console)
                 if finishing:
                     return
-                self.done.wait(0.5)
+                self.done.wait(1.0)
 
     def _show(self, entry: Any, progress: Any, bars: dict, console: Any) -> None:
         event = entry.dagster_event
@@ -371,13 +371,13 @@ def _relaunch(settings: PlatformSettings, argv: list[str]) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    settings = platform_settings()
+    if not _launched(settings):
+        _relaunch(settings, argv)
     from stock_platform.platform.calendars import SEOUL
     from stock_platform.platform.spark import require_java
 
-    settings = platform_settings()
     require_java()
-    if not _launched(settings):
-        _relaunch(settings, argv)
     runs = plan_runs(select_specs(definitions(), args.domain), args.start, args.end,
                      dt.datetime.now(SEOUL))
     log = settings.data_path / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
