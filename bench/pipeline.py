@@ -348,9 +348,9 @@ def render(result: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{run['steps'].get(p, 0):.1f}" for p in phases)
                          + f" | {run['wall_s']:.1f} |")
         lines += ["", "start-up: the CLI, Python imports, loading the definitions and recording the run "
-                  "(one planned event per partition and asset); spark jvm + resources: the local Spark "
-                  "session; each step includes recording its per-partition materializations; finish: "
-                  "the run's end and the CLI's summary."]
+                  "(one planned event per asset, one planned row per check and partition); spark jvm + "
+                  "resources: the local Spark session; each step includes recording its per-partition "
+                  "materializations; finish: the run's end and the CLI's summary."]
     lines += ["", "![wall time against range length](wall_time.png)", ""]
     return "\n".join(lines)
 
