@@ -102,11 +102,16 @@ def plan_runs(
                              f"{partitions_def.start:%Y-%m-%d})")
         days = [dt.date.fromisoformat(key) for key in keys]
         notes = []
-        if last > days[-1] and end:
-            raise UsageError(
-                f"END={last} has no partition of {what} yet: the latest is {days[-1]} (a day's "
-                "partition opens when the day has ended)"
-            )
+        if last > days[-1]:
+            # A partition opens when its time window ends: a weekday partition's window runs to
+            # the next weekday, so a Friday's opens on Monday 00:00.
+            if end:
+                raise UsageError(
+                    f"END={last} has no partition of {what} yet: the latest is {days[-1]} (a "
+                    "partition opens when its time window has ended; a Friday's on Monday)"
+                )
+            notes.append(f"{what} ends at its latest partition {days[-1]}: the partition of "
+                         f"{last} opens when its time window has ended")
         if first < days[0]:
             notes.append(f"{what} starts at its first partition {days[0]}, not {first}")
         chosen = [key for key, day in zip(keys, days) if first <= day <= last]
@@ -286,17 +291,23 @@ def pin_pool_limits(instance: Any, asset_keys: Sequence[Any]) -> None:
                 raise
 
 
-def execute(settings: PlatformSettings, runs: list[RangeRun], log: Path, verbose: bool) -> bool:
-    import dagster as dg
-
+def tidy_instance(instance: Any, asset_keys: Sequence[Any]) -> None:
+    """Before runs start: fail the runs whose worker died (a killed run must not hold its pool
+    slots) and give the pools of these assets their limits."""
     from stock_platform.platform.instance import reap_dead_runs
+
+    for run_id in reap_dead_runs(instance):
+        print(f"Run {run_id} had died (killed or crashed): marked it failed and freed its "
+              "pool slots", flush=True)
+    pin_pool_limits(instance, asset_keys)
+
+
+def execute(runs: list[RangeRun], log: Path, verbose: bool) -> bool:
+    import dagster as dg
 
     ok = True
     with dg.DagsterInstance.get() as instance:
-        for run_id in reap_dead_runs(instance):  # a killed run must not hold the pool slots
-            print(f"Run {run_id} had died (killed or crashed): marked it failed and freed its "
-                  "pool slots", flush=True)
-        pin_pool_limits(instance, [key for run in runs for key in run.asset_keys])
+        tidy_instance(instance, [key for run in runs for key in run.asset_keys])
         for run in runs:
             steps = _steps(run)
             print(f"\n{', '.join(run.groups)}: {run.first_key} .. {run.last_key} "
@@ -382,7 +393,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                      dt.datetime.now(SEOUL))
     log = settings.data_path / "logs" / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     print(f"Dagster's event stream: {log}", flush=True)
-    if not execute(settings, runs, log, args.verbose):
+    if not execute(runs, log, args.verbose):
         print(f"\nThe run failed; the step's error is above, the whole story in {log}",
               file=sys.stderr)
         return 1
@@ -394,17 +405,13 @@ def dev(args: argparse.Namespace, argv: list[str]) -> int:
     """The Dagster webserver and daemon on the local instance (`dagster dev`)."""
     import dagster as dg
 
-    from stock_platform.platform.instance import reap_dead_runs
-
     settings = platform_settings()
     if not _launched(settings):  # the instance's dagster.yaml reads its database URL from the env
         _relaunch(settings, argv)
     command = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", args.host,
                "-p", str(args.port), "-w", "workspace.yaml"]
     with dg.DagsterInstance.get() as instance:
-        for run_id in reap_dead_runs(instance):
-            print(f"Run {run_id} had died: marked it failed", flush=True)
-        pin_pool_limits(instance, list(definitions().resolve_all_asset_keys()))
+        tidy_instance(instance, list(definitions().resolve_all_asset_keys()))
     print(f"Serving the Dagster UI on http://{args.host}:{args.port}", flush=True)
     os.execve(command[0], command, child_environment({}))
 
@@ -426,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="materialize the domains for a range")
     run_parser.add_argument("--start", help="first day, YYYY-MM-DD (default: 20 sessions back)")
-    run_parser.add_argument("--end", help="last day, YYYY-MM-DD (default: the latest session)")
+    run_parser.add_argument("--end", help="last day, YYYY-MM-DD (default: the latest session with a partition)")
     run_parser.add_argument("--domain", help="one domain (asset group); default: every domain")
     run_parser.add_argument("--verbose", action="store_true",
                             help="show Dagster's event stream as well")

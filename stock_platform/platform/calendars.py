@@ -102,7 +102,7 @@ def parse_partition_key(key: str) -> dt.date:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Whole or not at all (concurrent runs may race to fill the same entry); best effort: a
-    read-only data dir only makes the next process slower."""
+    read-only cache dir only makes the next process slower."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:

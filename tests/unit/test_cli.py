@@ -36,6 +36,15 @@ def test_one_run_per_partitions_definition_over_the_default_span():
     assert prices.notes == weather.notes == []
 
 
+def test_on_a_weekend_the_default_span_stops_at_the_latest_partition_and_says_so():
+    # Friday's session has ended, but its weekday partition's window runs to Monday 00:00.
+    saturday = dt.datetime(2024, 5, 18, 12, 0, tzinfo=SEOUL)
+    (prices,) = plan_runs(SPECS[:2], None, None, saturday)
+    assert prices.last_key == "2024-05-16"
+    assert prices.notes == ["prices ends at its latest partition 2024-05-16: the partition of "
+                            "2024-05-17 opens when its time window has ended"]
+
+
 def test_an_explicit_range_takes_the_partitions_inside_it():
     (prices,) = plan_runs(SPECS[:2], "2024-03-02", "2024-03-10", NOW)
     assert (prices.first_key, prices.last_key, prices.partitions) == ("2024-03-04", "2024-03-08", 5)

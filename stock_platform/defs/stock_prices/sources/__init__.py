@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -19,10 +18,3 @@ class FetchedPage:
     rows: int
     total_count: int
 
-
-class StockSource(Protocol):
-    name: str
-
-    def fetch_days(self, days: list[dt.date]) -> dict[dt.date, list[FetchedPage]]:
-        """All pages of each trading day; a day not published yet has pages with zero rows."""
-        ...

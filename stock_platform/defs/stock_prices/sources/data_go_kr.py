@@ -159,8 +159,6 @@ class _KeyTransport(httpx.AsyncBaseTransport):
 
 
 class DataGoKrSource:
-    name = "data_go_kr"
-
     def __init__(self, config: DataGoKrConfig, log: logging.Logger | None = None):
         self.config = config
         self.key = ServiceKey(config.service_key)

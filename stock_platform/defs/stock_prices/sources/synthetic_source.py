@@ -17,19 +17,16 @@ _FETCH = dt.time(18, 0)
 
 
 class SyntheticSource:
-    name = "synthetic"
-
-    def __init__(self, seed: int, page_size: int, now: dt.datetime | None = None):
+    def __init__(self, seed: int, page_size: int):
         self.market = SyntheticMarket(seed)
         self.page_size = page_size
-        self.now = now  # fixed clock for tests; default: the wall clock
 
     def fetch_days(self, days: list[dt.date]) -> dict[dt.date, list[FetchedPage]]:
         return {day: pages for chunk in self.fetch_chunks(days, len(days)) for day, pages in chunk.items()}
 
     def fetch_chunks(self, days: list[dt.date], size: int) -> Iterator[dict[dt.date, list[FetchedPage]]]:
         """fetch_days for `size` days at a time, oldest first, all from one simulation."""
-        now = self.now or dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
         days = sorted(set(days))
         published = [d for d in days if dt.datetime.combine(d, _CLOSE, SEOUL) <= now]
         frames = self.market.iter_frames(published)
