@@ -136,8 +136,12 @@ class Lake:
     def files(self, dataset: str, day: dt.date) -> list[str]:
         """URIs of the files of the published version of a partition ([] if none or empty)."""
         manifest = self.manifest(dataset, day)
-        if manifest is None:
-            return []
+        return [] if manifest is None else self.version_files(dataset, day, manifest)
+
+    def version_files(self, dataset: str, day: dt.date, manifest: Manifest) -> list[str]:
+        """URIs of the files of the version `manifest` (read earlier) describes: a reader that
+        also uses its row count gets files and count of one version, whatever is published
+        meanwhile."""
         base = self.partition_dir(dataset, day)
         return [self.uri(f"{base}/{name}") for name in manifest.files]
 

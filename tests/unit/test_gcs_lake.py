@@ -96,6 +96,15 @@ def test_a_reader_never_sees_a_half_written_partition(lake):
     assert [lake.fs.cat_file(uri).decode() for uri in old_files] == old_pages
 
 
+def test_the_files_of_a_manifest_read_earlier_stay_those_of_its_version(lake):
+    lake.publish(write_version(lake, "old"))
+    read = lake.manifest(RAW, DAY)  # e.g. the warehouse load: row count and files from one read
+    lake.publish(write_version(lake, "new"))
+    assert [lake.fs.cat_file(uri).decode() for uri in lake.version_files(RAW, DAY, read)] == [
+        "old/0", "old/1", "old/2"]
+    assert read_partition(lake) == ["new/0", "new/1", "new/2"]
+
+
 def test_adopt_moves_staged_files_into_a_version(lake):
     staged = [lake.uri(f"_staging/run/dt={DAY}/part-{n}-abc.c000.zstd.parquet") for n in (1, 0)]
     for uri in staged:

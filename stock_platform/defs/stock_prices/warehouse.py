@@ -36,14 +36,16 @@ def daily_prices(
 ) -> dg.MaterializeResult:
     store = lake.get()
     days = run_days(context)
-    manifests = {day: store.manifest(CLEAN, day) for day in days}
-    missing = [day.isoformat() for day, manifest in manifests.items() if manifest is None]
+    read = {day: store.manifest(CLEAN, day) for day in days}
+    missing = [day.isoformat() for day, manifest in read.items() if manifest is None]
     if missing:
         raise dg.Failure(
             f"clean_stock_prices is not materialized for {', '.join(missing)}; materialize it first"
         )
-    files_by_day = {day: store.files(CLEAN, day) for day in days}
-    expected = sum(manifest.rows for manifest in manifests.values() if manifest is not None)
+    manifests = {day: manifest for day, manifest in read.items() if manifest is not None}
+    # Files and expected rows from the same manifests: a concurrent publish cannot mix versions.
+    files_by_day = {day: store.version_files(CLEAN, day, manifest) for day, manifest in manifests.items()}
+    expected = sum(manifest.rows for manifest in manifests.values())
 
     inserted = warehouse.replace_partitions(DAILY_PRICES, files_by_day)
     stats = warehouse.partition_stats(
