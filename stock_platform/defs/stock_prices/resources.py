@@ -43,10 +43,13 @@ class DataGoKrSourceResource(StockSourceResource):
     base_url: str
     max_rps: float
     page_size: int
-    max_in_flight: int = 32
-    max_attempts: int = 6
-    backoff_s: float = 1.0
-    timeout_s: float = 30.0
+    # The client's tuning (tests shorten it); unset fields keep DataGoKrConfig's defaults, the one
+    # place they are defined.
+    max_in_flight: int | None = None
+    max_attempts: int | None = None
+    backoff_s: float | None = None
+    max_backoff_s: float | None = None
+    timeout_s: float | None = None
 
     def fetch_chunks(self, days: list[dt.date], size: int) -> Iterator[dict[dt.date, list[FetchedPage]]]:
         for first in range(0, len(days), size):
@@ -61,15 +64,17 @@ class DataGoKrSourceResource(StockSourceResource):
         )
 
         try:
+            tuning = {
+                name: getattr(self, name)
+                for name in ("max_in_flight", "max_attempts", "backoff_s", "max_backoff_s", "timeout_s")
+                if getattr(self, name) is not None
+            }
             config = DataGoKrConfig(
                 service_key=self.service_key,
                 base_url=self.base_url,
                 max_rps=self.max_rps,
                 page_size=self.page_size,
-                max_in_flight=self.max_in_flight,
-                max_attempts=self.max_attempts,
-                backoff_s=self.backoff_s,
-                timeout_s=self.timeout_s,
+                **tuning,
             )
             return DataGoKrSource(config, log=dg.get_dagster_logger()).fetch_days(days)
         except (PermanentError, QuotaExhaustedError) as exc:
