@@ -1,7 +1,7 @@
 {#-
   Incremental config of the marts, per adapter.  Every mart replaces whole trade_date days:
-    duckdb:   delete+insert keyed on trade_date (all rows of each day in the new data are
-              deleted, then the new rows inserted, in one transaction)
+    duckdb:   the write window (stock_write_filter) deleted, then the window's rows appended,
+              in one transaction
     bigquery: insert_overwrite of the day partitions present in the new data, clustered
   Used as  {{ config(**stock_incremental_config(cluster_by=['market', 'ticker'])) }}
 -#}
@@ -10,11 +10,20 @@
 {% endmacro %}
 
 {% macro default__stock_incremental_config(cluster_by) %}
+  {#- The whole write window is deleted, then the window's rows appended, in the model's one
+      transaction: a day with no rows any more (re-marked closed) is emptied too, which
+      delete+insert on trade_date would miss (it deletes only the days of the new rows). -#}
   {{ return({
       'materialized': 'incremental',
-      'incremental_strategy': 'delete+insert',
-      'unique_key': 'trade_date',
+      'incremental_strategy': 'append',
+      'pre_hook': "{{ stock_delete_write_window() }}",
   }) }}
+{% endmacro %}
+
+{% macro stock_delete_write_window() %}
+  {%- if is_incremental() -%}
+    delete from {{ this }} where {{ stock_write_filter('trade_date') }}
+  {%- endif -%}
 {% endmacro %}
 
 {% macro duckdb__stock_incremental_config(cluster_by) %}

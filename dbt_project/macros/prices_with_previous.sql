@@ -23,6 +23,6 @@
             lag(close) over (partition by ticker order by trade_date) as prev_close,
             lag(market_cap) over (partition by ticker order by trade_date) as prev_market_cap
         from {{ ref('stg_daily_prices') }}
-        where {{ stock_window_filter('trade_date', lookback_days=stock_52w_days()) }}
+        where {{ stock_read_filter('trade_date') }}
     ) as with_previous
 {% endmacro %}

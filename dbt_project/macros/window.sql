@@ -1,10 +1,10 @@
 {#-
   The run window.  A Dagster partition run passes
       --vars '{"min_date": "YYYY-MM-DD", "max_date": "YYYY-MM-DD"}'   (both inclusive)
-  and every mart then
-    * reads the source only from min_date minus the lookback it needs up to max_date
-      (stock_window_filter with lookback_days), and
-    * writes only rows with trade_date in [min_date, max_date] (stock_window_filter without),
+  (the days that changed) and every mart then
+    * writes the rows with trade_date in [min_date, max_date + 364 days]: the window and every
+      later day whose lookback reaches into it (stock_write_filter), and
+    * reads the source from min_date - 364 days to max_date + 364 days (stock_read_filter),
   whether or not the target table exists yet.  Without the vars (e.g. `dbt build --full-refresh`)
   both filters are `true` and everything is built.
 
@@ -46,9 +46,9 @@
 {% endmacro %}
 
 
-{#- A boolean SQL expression: `column` lies in [min_date - lookback_days, max_date];
+{#- A boolean SQL expression: `column` lies in [min_date - lookback_days, max_date + lookahead_days];
     `true` when no window is given. -#}
-{% macro stock_window_filter(column='trade_date', lookback_days=0) %}
+{% macro stock_window_filter(column='trade_date', lookback_days=0, lookahead_days=0) %}
   {%- set window = stock_window() -%}
   {%- set conditions = [] -%}
   {%- if window.min_date -%}
@@ -59,7 +59,25 @@
     {%- do conditions.append(column ~ " >= " ~ lower) -%}
   {%- endif -%}
   {%- if window.max_date -%}
-    {%- do conditions.append(column ~ " <= cast('" ~ window.max_date ~ "' as date)") -%}
+    {%- set upper = "cast('" ~ window.max_date ~ "' as date)" -%}
+    {%- if lookahead_days | int > 0 -%}
+      {%- set upper = "cast(" ~ (dbt.dateadd("day", lookahead_days | int, upper) | trim) ~ " as date)" -%}
+    {%- endif -%}
+    {%- do conditions.append(column ~ " <= " ~ upper) -%}
   {%- endif -%}
   {{- return(conditions | join(' and ') if conditions else 'true') -}}
+{% endmacro %}
+
+
+{#- The days a mart rewrites for a run window: the window and every later day whose lookback
+    reaches into it (stock_52w_days after max_date), so that a changed day refreshes every row
+    computed from it, whatever order the windows run in. -#}
+{% macro stock_write_filter(column='trade_date') %}
+  {{- return(stock_window_filter(column, lookahead_days=stock_52w_days())) -}}
+{% endmacro %}
+
+
+{#- What the marts read from staging for a run window: the rows they write plus their lookback. -#}
+{% macro stock_read_filter(column='trade_date') %}
+  {{- return(stock_window_filter(column, lookback_days=stock_52w_days(), lookahead_days=stock_52w_days())) -}}
 {% endmacro %}

@@ -85,6 +85,8 @@ WINDOWS = [
     (dt.date(2024, 2, 6), dt.date(2024, 3, 11)),
     (dt.date(2024, 3, 12), dt.date(2024, 4, 30)),
 ]
+# Days after a window whose marts look back into it (the 52-week range, macro stock_52w_days).
+LOOKAHEAD = dt.timedelta(days=364)
 SPIKE_TICKER = "005930"  # extreme highs exactly 364 and 365 days before W2 starts
 DIP_TICKER = "000660"  # extreme lows exactly 364 and 365 days before W3 starts
 
@@ -492,16 +494,14 @@ def test_fct_null_patterns_and_52_week_boundary(source, full_refresh):
 
 def test_incremental_windows_equal_full_refresh(full_refresh, builds):
     snapshots = builds["snapshots"]
-    # First run, target tables absent: only W1's rows are written.
-    lo, hi = WINDOWS[0]
-    for model in MARTS:
-        assert_same(model, snapshots[1][model], in_window(full_refresh[model], lo, hi), rtol=1e-12)
-    # After every window: exactly the full refresh up to that window.
-    for number in (2, 3):
-        hi = WINDOWS[number - 1][1]
+    # A window writes its days and every later day whose lookback reaches into it
+    # (LOOKAHEAD): the source holds all three windows, so W1's run already writes W2 and W3.
+    lo = WINDOWS[0][0]
+    for number in (1, 2, 3):
+        hi = WINDOWS[number - 1][1] + LOOKAHEAD
         for model in MARTS:
             assert_same(
-                model, snapshots[number][model], in_window(full_refresh[model], None, hi),
+                model, snapshots[number][model], in_window(full_refresh[model], lo, hi),
                 rtol=1e-12,
             )
     # Re-running W2 changes nothing.
@@ -510,10 +510,11 @@ def test_incremental_windows_equal_full_refresh(full_refresh, builds):
         assert_same(model, snapshots["rerun"][model], snapshots[3][model], rtol=0)
 
 
-def test_window_run_writes_only_rows_inside_the_window(full_refresh, builds):
+def test_window_run_writes_its_days_and_the_days_that_look_back_at_them(full_refresh, builds):
     """Seed the warehouse with a full refresh, change a source row before W2 but inside W2's
-    lookback, run W2: rows outside W2 keep their old values, rows in W2 see the change."""
-    lo, hi = WINDOWS[1]
+    lookback, run W2: rows before W2 and after its lookahead keep their old values, rows from
+    W2's first day through LOOKAHEAD after its last see the change."""
+    lo, hi = WINDOWS[1][0], WINDOWS[1][1] + LOOKAHEAD
     after = builds["changed"]
     expected = reference_marts(builds["changed_source"])
     for model in MARTS:
@@ -536,9 +537,11 @@ def test_window_run_writes_only_rows_inside_the_window(full_refresh, builds):
     ticker = fct_old["ticker"] == SPIKE_TICKER
     row = ticker & (fct_old["trade_date"] == CHANGED_DAY.isoformat())
     assert row.sum() == 1 and (fct_new.loc[row, "close"] != fct_old.loc[row, "close"]).all()
-    in_w2 = ticker & fct_old["trade_date"].between(lo.isoformat(), hi.isoformat())
+    w2_lo, w2_hi = WINDOWS[1]
+    in_w2 = ticker & fct_old["trade_date"].between(w2_lo.isoformat(), w2_hi.isoformat())
     assert (fct_new.loc[in_w2, "high_52w"] != fct_old.loc[in_w2, "high_52w"]).all()
-    after_w2 = ticker & (fct_old["trade_date"] > hi.isoformat())
+    # ... and after W2 (in W3): the run rewrites those days because their 52 weeks reach it.
+    after_w2 = ticker & (fct_old["trade_date"] > w2_hi.isoformat())
     assert (fct_new.loc[after_w2, "high_52w"] != fct_old.loc[after_w2, "high_52w"]).any()
     def top_gainer(movers: pd.DataFrame) -> pd.DataFrame:
         return movers[(movers["trade_date"] == CHANGED_DAY.isoformat())
@@ -552,8 +555,9 @@ def test_window_run_writes_only_rows_inside_the_window(full_refresh, builds):
 @pytest.mark.parametrize("model", MARTS)
 def test_compiled_sql_bounds_the_source_scan(model, builds):
     """The compiled SQL of a window run reads daily_prices only from min_date minus the model's
-    lookback to max_date, and DuckDB pushes that filter into the table scan."""
-    # W2: both of its source bounds lie inside the data, so DuckDB cannot drop either filter as
+    lookback to max_date plus the lookahead, and DuckDB pushes the lower bound into the table
+    scan (the upper one lies after the test data, so DuckDB drops it as always true)."""
+    # W2: its lower source bound lies inside the data, so DuckDB cannot drop that filter as
     # always true (it does so from table statistics).
     lo, hi = WINDOWS[1]
     lower = lo - dt.timedelta(days=LOOKBACK_DAYS[model])
@@ -570,7 +574,7 @@ def test_compiled_sql_bounds_the_source_scan(model, builds):
         lowers = [con.execute(f"select {lower_sql}").fetchall()[0][0] for lower_sql, _ in bounds]
         assert min(lowers) == lower
         uppers = [con.execute(f"select {upper_sql}").fetchall()[0][0] for _, upper_sql in bounds]
-        assert max(uppers) == hi
+        assert max(uppers) == hi + LOOKAHEAD
         # ... and it bounds the scan of the source table itself.
         plan = con.sql(f"explain (format json) {sql}").fetchall()[0][1]
     scans = []
@@ -587,4 +591,3 @@ def test_compiled_sql_bounds_the_source_scan(model, builds):
     assert scans, plan
     for filters in scans:
         assert f"trade_date >= '{lower.isoformat()}'::DATE" in filters, filters
-        assert f"trade_date <= '{hi.isoformat()}'::DATE" in filters, filters

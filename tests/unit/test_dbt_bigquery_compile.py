@@ -166,7 +166,8 @@ def _reads_staging(source: exp.From | None) -> bool:
 
 
 @pytest.mark.parametrize("name", MARTS)
-def test_the_source_is_read_only_for_the_window_plus_lookback(compiled, name):
+def test_the_source_is_read_only_for_the_window_plus_lookback_and_lookahead(compiled, name):
+    # Lookahead: the later days whose 52 weeks reach the window, which the mart rewrites too.
     tree = sqlglot.parse_one(mart(compiled[0], name), read="bigquery")
     reads = [s for s in tree.find_all(exp.Select) if _reads_staging(s.args.get("from_"))]
     assert reads, f"{name} does not read stg_daily_prices"
@@ -175,4 +176,4 @@ def test_the_source_is_read_only_for_the_window_plus_lookback(compiled, name):
         assert {b.this.name for b in bounds.values()} == {"trade_date"}
         first, last = dt.date.fromisoformat(MIN_DATE), dt.date.fromisoformat(MAX_DATE)
         assert evaluate(bounds["GTE"].expression) == first - dt.timedelta(days=MARTS[name])
-        assert evaluate(bounds["LTE"].expression) == last
+        assert evaluate(bounds["LTE"].expression) == last + dt.timedelta(days=364)

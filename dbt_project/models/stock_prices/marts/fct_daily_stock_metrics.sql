@@ -72,4 +72,4 @@ select
     high_52w,
     low_52w
 from metrics
-where {{ stock_window_filter('trade_date') }}
+where {{ stock_write_filter('trade_date') }}

@@ -13,7 +13,7 @@ with prices as (
         prev_market_cap,
         daily_return
     from ({{ stock_prices_with_previous() }}) as prices_with_previous
-    where {{ stock_window_filter('trade_date') }}
+    where {{ stock_write_filter('trade_date') }}
 
 )
 

@@ -15,7 +15,7 @@ with prices as (
         volume
     from {{ ref('stg_daily_prices') }}
     where
-        {{ stock_window_filter('trade_date') }}
+        {{ stock_write_filter('trade_date') }}
         and change_pct is not null
 
 ),
