@@ -2,7 +2,8 @@
   Incremental config of the marts, per adapter.  Every mart replaces whole trade_date days:
     duckdb:   the write window (stock_write_filter) deleted, then the window's rows appended,
               in one transaction
-    bigquery: insert_overwrite of the day partitions present in the new data, clustered
+    bigquery: insert_overwrite of every day partition of the write window (static partitions,
+              stock_write_partitions): one MERGE that deletes and inserts, clustered
   Used as  {{ config(**stock_incremental_config(cluster_by=['market', 'ticker'])) }}
 -#}
 {% macro stock_incremental_config(cluster_by) %}
@@ -35,6 +36,7 @@
       'materialized': 'incremental',
       'incremental_strategy': 'insert_overwrite',
       'partition_by': {'field': 'trade_date', 'data_type': 'date', 'granularity': 'day'},
+      'partitions': stock_write_partitions(),
       'cluster_by': cluster_by,
   }) }}
 {% endmacro %}

@@ -52,20 +52,23 @@
   {%- set window = stock_window() -%}
   {%- set conditions = [] -%}
   {%- if window.min_date -%}
-    {%- set lower = "cast('" ~ window.min_date ~ "' as date)" -%}
-    {%- if lookback_days | int > 0 -%}
-      {%- set lower = "cast(" ~ (dbt.dateadd("day", -(lookback_days | int), lower) | trim) ~ " as date)" -%}
-    {%- endif -%}
+    {%- set lower = stock_date_add("cast('" ~ window.min_date ~ "' as date)", -(lookback_days | int)) -%}
     {%- do conditions.append(column ~ " >= " ~ lower) -%}
   {%- endif -%}
   {%- if window.max_date -%}
-    {%- set upper = "cast('" ~ window.max_date ~ "' as date)" -%}
-    {%- if lookahead_days | int > 0 -%}
-      {%- set upper = "cast(" ~ (dbt.dateadd("day", lookahead_days | int, upper) | trim) ~ " as date)" -%}
-    {%- endif -%}
+    {%- set upper = stock_date_add("cast('" ~ window.max_date ~ "' as date)", lookahead_days | int) -%}
     {%- do conditions.append(column ~ " <= " ~ upper) -%}
   {%- endif -%}
   {{- return(conditions | join(' and ') if conditions else 'true') -}}
+{% endmacro %}
+
+
+{#- The SQL date expression `date_sql` plus `days` days (a constant expression when date_sql is). -#}
+{% macro stock_date_add(date_sql, days) %}
+  {%- if days == 0 -%}
+    {{- return(date_sql) -}}
+  {%- endif -%}
+  {{- return("cast(" ~ (dbt.dateadd("day", days, date_sql) | trim) ~ " as date)") -}}
 {% endmacro %}
 
 
@@ -80,4 +83,24 @@
 {#- What the marts read from staging for a run window: the rows they write plus their lookback. -#}
 {% macro stock_read_filter(column='trade_date') %}
   {{- return(stock_window_filter(column, lookback_days=stock_52w_days(), lookahead_days=stock_52w_days())) -}}
+{% endmacro %}
+
+
+{#- The day partitions a mart rewrites for a run window on BigQuery (insert_overwrite's static
+    `partitions`): every day of the write window, [min_date, max_date + 364 days], as a date
+    literal, so that a day with no rows any more (re-marked closed) is emptied too. None without
+    both vars: then dbt replaces the days present in the new rows (a full refresh rebuilds all). -#}
+{% macro stock_write_partitions() %}
+  {%- set window = stock_window() -%}
+  {%- if not (window.min_date and window.max_date) -%}
+    {{ return(none) }}
+  {%- endif -%}
+  {%- set datetime = modules.datetime -%}
+  {%- set first = datetime.date.fromisoformat(window.min_date) -%}
+  {%- set last = datetime.date.fromisoformat(window.max_date) + datetime.timedelta(days=stock_52w_days()) -%}
+  {%- set days = [] -%}
+  {%- for offset in range((last - first).days + 1) -%}
+    {%- do days.append("date '" ~ (first + datetime.timedelta(days=offset)).isoformat() ~ "'") -%}
+  {%- endfor -%}
+  {{ return(days) }}
 {% endmacro %}

@@ -5,7 +5,8 @@ marts.  Checked:
   1. every mart column equals an independent pandas recomputation from the source table;
   2. window-by-window incremental runs equal a full refresh, and re-running a window is a no-op;
   3. a window run writes only rows inside the window;
-  4. the compiled SQL bounds the source scan by min_date minus the lookback, and max_date.
+  4. the compiled SQL bounds the source scan by the lookback (min_date - 364 days) and the lookahead
+     (max_date + 364 days); a listing with few sessions in the lookback also reads its older ones.
 
 dbt is slow to start (seconds per invocation), so the module uses six invocations in all, in two
 lanes side by side (fixture `builds`): one full refresh and one window run for test 3; three
@@ -89,6 +90,8 @@ WINDOWS = [
 LOOKAHEAD = dt.timedelta(days=364)
 SPIKE_TICKER = "005930"  # extreme highs exactly 364 and 365 days before W2 starts
 DIP_TICKER = "000660"  # extreme lows exactly 364 and 365 days before W3 starts
+SUSPENDED_TICKER = "000106"
+SUSPENDED = (dt.date(2023, 2, 1), dt.date(2024, 2, 20))  # no sessions from the first to the second
 
 
 def sessions() -> list[dt.date]:
@@ -122,6 +125,9 @@ def make_source() -> pd.DataFrame:
     halts = {
         "000103": (idx[dt.date(2023, 6, 1)], idx[dt.date(2023, 6, 22)]),
         "000104": (idx[dt.date(2024, 1, 25)], idx[dt.date(2024, 2, 14)]),  # across W2's start
+        # Suspended for over a year, resuming inside W2: its previous session and last 60
+        # sessions lie before W2's and W3's 364-day lookback.
+        SUSPENDED_TICKER: (idx[SUSPENDED[0]], idx[SUSPENDED[1]]),
     }
     transfer_at = idx[dt.date(2023, 11, 1)]  # 200003 moves from KOSDAQ to KOSPI
     share_change_at = idx[dt.date(2023, 10, 10)]  # 000105 issues new shares
@@ -460,6 +466,27 @@ def test_source_covers_the_edge_cases(source):
     assert (source["change"] == 0).sum() > 50
     assert source.groupby("ticker")["market"].nunique().max() == 2
     assert pd.Timestamp(WINDOWS[1][0] - dt.timedelta(days=364)) >= pd.Timestamp(FIRST_DAY)
+    # A listing whose sessions before W2 and W3 all lie before their 364-day lookback.
+    suspended = pd.to_datetime(source.loc[source["ticker"] == SUSPENDED_TICKER, "trade_date"])
+    gap = suspended.diff().max()
+    resumed = suspended[suspended.diff() == gap].iloc[0].date()
+    assert gap > pd.Timedelta(days=364) and WINDOWS[1][0] < resumed <= WINDOWS[1][1]
+    before_lookback = WINDOWS[2][0] - dt.timedelta(days=364)
+    assert (suspended.dt.date < before_lookback).sum() < 60
+    assert ((suspended.dt.date >= before_lookback) & (suspended.dt.date < WINDOWS[2][0])).sum() < 60
+
+
+def test_a_listing_back_from_a_long_suspension_continues_its_history(full_refresh, builds):
+    """Its sessions before the suspension count in a window run as in a full refresh: the first
+    return after resuming is from the last close before the suspension, and its moving averages
+    span the gap (a read bounded by the 364-day lookback alone would leave them NULL)."""
+    for snapshot in (builds["snapshots"][2], builds["snapshots"][3], full_refresh):
+        fct = snapshot["fct_daily_stock_metrics"]
+        rows = fct[fct["ticker"] == SUSPENDED_TICKER].reset_index(drop=True)
+        at = rows.index[rows["trade_date"] > SUSPENDED[0].isoformat()][0]
+        assert rows.loc[at, "daily_return"] == pytest.approx(rows.loc[at, "close"] / rows.loc[at - 1, "close"] - 1)
+        assert rows.loc[at - 1, "trade_date"] < SUSPENDED[0].isoformat()
+        assert rows.loc[at + 40:, "ma_60"].notna().all()
 
 
 @pytest.mark.parametrize("model", MARTS)
@@ -589,5 +616,8 @@ def test_compiled_sql_bounds_the_source_scan(model, builds):
     for node in json.loads(plan):
         walk(node)
     assert scans, plan
+    # The window read starts at the lookback; the read of older sessions (for listings with few
+    # sessions in the lookback, see macros/prices_with_previous.sql) ends there.
+    bounded = (f"trade_date >= '{lower.isoformat()}'::DATE", f"trade_date < '{lower.isoformat()}'::DATE")
     for filters in scans:
-        assert f"trade_date >= '{lower.isoformat()}'::DATE" in filters, filters
+        assert any(bound in filters for bound in bounded), filters

@@ -21,11 +21,13 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from stock_platform.defs.stock_prices.marts import LOOKBACK
 from stock_platform.platform.dbt import DBT_PROJECT_DIR
 from stock_platform.platform.resources import dbt_executable
 
 MIN_DATE, MAX_DATE = "2024-04-08", "2024-04-12"
-MARTS = {"fct_daily_stock_metrics": 364, "market_daily_summary": 364, "top_movers_daily": 0}  # lookback days
+# Days each mart reads before the window (the Dagster lookback of the marts, LOOKBACK).
+MARTS = {"fct_daily_stock_metrics": LOOKBACK.days, "market_daily_summary": LOOKBACK.days, "top_movers_daily": 0}
 CLUSTER_BY = {"fct_daily_stock_metrics": ["market", "ticker"], "market_daily_summary": ["market"],
               "top_movers_daily": ["market", "direction"]}
 # Datasets other than the defaults: the relations must come from these variables.
@@ -153,6 +155,19 @@ def test_marts_are_insert_overwrite_on_day_partitions_and_clustered_on_bigquery(
         assert config["schema"] is None and config["database"] is None  # the target's dataset
 
 
+def test_a_window_run_replaces_every_day_of_its_write_window_on_bigquery(compiled):
+    # Static partitions: the MERGE deletes every listed day's rows and inserts the new ones, so a
+    # day with no rows any more (re-marked closed) is emptied; dynamic partitions would replace
+    # only the days present in the new rows. The write window: the run's days and the 364 after.
+    first, last = dt.date.fromisoformat(MIN_DATE), dt.date.fromisoformat(MAX_DATE)
+    days = [first + dt.timedelta(days=n) for n in range((last + LOOKBACK - first).days + 1)]
+    expected = [f"date '{day.isoformat()}'" for day in days]
+    for name, config in compiled[2].items():
+        assert config["partitions"] == expected, name
+        # Each is a constant BigQuery date (the MERGE compares trade_date with them).
+        assert [evaluate(sqlglot.parse_one(p, read="bigquery")) for p in config["partitions"][:2]] == days[:2]
+
+
 def evaluate(expression: exp.Expression) -> dt.date:
     """A constant BigQuery date expression evaluated by a real engine (DuckDB, via sqlglot)."""
     with duckdb.connect() as con:
@@ -165,15 +180,31 @@ def _reads_staging(source: exp.From | None) -> bool:
     )
 
 
+def conjuncts(where: exp.Where) -> list[exp.Expression]:
+    """The top-level AND terms of a WHERE clause (not those inside its subqueries)."""
+    return list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+
+
 @pytest.mark.parametrize("name", MARTS)
 def test_the_source_is_read_only_for_the_window_plus_lookback_and_lookahead(compiled, name):
     # Lookahead: the later days whose 52 weeks reach the window, which the mart rewrites too.
+    # Lookback: 364 days; before it, only the older sessions of listings with fewer than 60
+    # sessions in the lookback (macros/prices_with_previous.sql).
     tree = sqlglot.parse_one(mart(compiled[0], name), read="bigquery")
     reads = [s for s in tree.find_all(exp.Select) if _reads_staging(s.args.get("from_"))]
-    assert reads, f"{name} does not read stg_daily_prices"
+    first, last = dt.date.fromisoformat(MIN_DATE), dt.date.fromisoformat(MAX_DATE)
+    lower = first - dt.timedelta(days=MARTS[name])
+    window_reads = older_reads = 0
     for select in reads:
-        bounds = {type(c).__name__: c for c in select.args["where"].find_all(exp.GTE, exp.LTE)}
-        assert {b.this.name for b in bounds.values()} == {"trade_date"}
-        first, last = dt.date.fromisoformat(MIN_DATE), dt.date.fromisoformat(MAX_DATE)
-        assert evaluate(bounds["GTE"].expression) == first - dt.timedelta(days=MARTS[name])
-        assert evaluate(bounds["LTE"].expression) == last + dt.timedelta(days=364)
+        terms = [t for t in conjuncts(select.args["where"]) if isinstance(t, (exp.GTE, exp.LTE, exp.LT))]
+        assert terms and {t.this.name for t in terms} == {"trade_date"}, select.sql()
+        bounds = {type(t).__name__: evaluate(t.expression) for t in terms}
+        if "LT" in bounds:  # older sessions: before the lookback, for a few listings only
+            assert bounds == {"LT": lower}
+            assert any(isinstance(t, exp.In) and t.this.name == "ticker" for t in conjuncts(select.args["where"]))
+            older_reads += 1
+        else:
+            assert bounds == {"GTE": lower, "LTE": last + LOOKBACK}
+            window_reads += 1
+    assert window_reads >= 1
+    assert older_reads == (1 if MARTS[name] else 0), name
