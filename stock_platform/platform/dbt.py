@@ -31,7 +31,9 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     - a model is `<key_prefix>/<model>` in the domain's group;
     - a source is `<source name>/<table>`: the key of the warehouse asset that loads it, so
       lineage runs unbroken from the raw data to the marts;
-    - a model in a layer folder named in `freshness` (e.g. "marts") gets that freshness policy.
+    - a model in a layer folder named in `freshness` (e.g. "marts") gets that freshness policy;
+    - a model in a layer folder named in `lookback` depends on its parents through that partition
+      mapping (its partitions read the days before them).
     """
 
     def __init__(
@@ -39,11 +41,13 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         key_prefix: str,
         group: str,
         freshness: Mapping[str, dg.FreshnessPolicy] | None = None,
+        lookback: Mapping[str, dg.PartitionMapping] | None = None,
     ):
         super().__init__()
         self.key_prefix = key_prefix
         self.group = group
         self.freshness = dict(freshness or {})
+        self.lookback = dict(lookback or {})
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -55,6 +59,11 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         layer = props["fqn"][2] if len(props["fqn"]) > 3 else None
         if layer in self.freshness:
             spec = dg.apply_freshness_policy(spec, self.freshness[layer])
+        if layer in self.lookback:
+            mapping = self.lookback[layer]
+            spec = spec.replace_attributes(
+                deps=[dg.AssetDep(dep.asset_key, partition_mapping=mapping) for dep in spec.deps]
+            )
         return spec
 
 

@@ -1,21 +1,22 @@
 """The whole graph materialized through Dagster for short ranges in a temporary data dir."""
 
 import datetime as dt
-import os
-import shutil
-import subprocess
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from fixtures.platform import MARTS, checksums, local_definitions, settings_of, table
+from fixtures.platform import (
+    assert_marts_equal_a_full_refresh,
+    checksums,
+    local_definitions,
+    settings_of,
+    table,
+)
 
 from stock_platform.defs.stock_prices.schema import CLEAN, RAW, REJECTED
-from stock_platform.platform.dbt import DBT_PROJECT_DIR
 from stock_platform.platform.lake import Lake
-from stock_platform.platform.resources import dbt_executable
 
 # Two consecutive range runs, then a daily run; 2024-04-10 (22nd National Assembly election) is a
 # KRX holiday.
@@ -180,17 +181,4 @@ def test_rerunning_a_range_gives_identical_tables(platform):
 
 
 def test_incremental_marts_equal_a_full_refresh(platform, tmp_path):
-    settings = platform["settings"]
-    shutil.copy(settings.warehouse_path, tmp_path / "warehouse.duckdb")
-    subprocess.run(
-        [dbt_executable(), "build", "--full-refresh", "--quiet",
-         "--project-dir", DBT_PROJECT_DIR, "--profiles-dir", DBT_PROJECT_DIR],
-        env={**os.environ, "STOCK_PLATFORM_DATA_DIR": str(tmp_path)},
-        check=True,
-        cwd=DBT_PROJECT_DIR,
-    )
-    for mart in MARTS:
-        name = f"stock_analytics.{mart}"
-        incremental = table(settings.warehouse_path, name)
-        full = table(tmp_path / "warehouse.duckdb", name)
-        pd.testing.assert_frame_equal(incremental, full, check_exact=False, rtol=1e-9)
+    assert_marts_equal_a_full_refresh(platform["settings"].warehouse_path, tmp_path)

@@ -65,6 +65,12 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
         node = graph.get(key)
         snapshot[key.to_user_string()] = {
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "partition_mappings": {
+                parent.to_user_string(): str(graph.get_partition_mapping(key, parent))
+                for parent in sorted(node.parent_keys)
+                if isinstance(graph.get_partition_mapping(key, parent), dg.TimeWindowPartitionMapping)
+                and graph.get_partition_mapping(key, parent).start_offset != 0
+            },
             "group": node.group_name,
             "kinds": sorted(node.kinds),
             "partitions": partitions(node.partitions_def),
@@ -119,6 +125,9 @@ def test_the_local_definitions_load_with_their_resources_schedule_and_sensor(loc
     sensor = local_defs.resolve_sensor_def("notify_run_failure")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # Declarative automation (the marts' lookback checks) is on without a click.
+    automation = local_defs.resolve_sensor_def("stock_prices_automation")
+    assert automation.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_the_gcp_definitions_load_with_the_same_graph_and_gcp_resources(gcp_defs, local_defs):
@@ -148,3 +157,17 @@ def test_every_step_declares_its_pod_resources_as_op_tags(local_defs):
         assert set(resources) == {"requests", "limits"}, key
         assert {"cpu", "memory"} <= set(resources["requests"]), key
         assert resources["limits"]["memory"] == resources["requests"]["memory"], key
+
+
+def test_each_mart_partition_depends_on_the_partitions_of_its_lookback():
+    """The mapping's 260 weekday partitions before P are exactly the weekdays in [P - 364 days, P)
+    (the days the dbt marts read, LOOKBACK), whatever weekday P is."""
+    from stock_platform.defs.stock_prices.marts import LOOKBACK, LOOKBACK_PARTITIONS
+    from stock_platform.defs.stock_prices.partitions import STOCK_PARTITIONS
+
+    keys = STOCK_PARTITIONS.get_partition_keys()
+    for position in range(len(keys) - 10, len(keys)):  # two weeks: every weekday
+        partition = keys[position]
+        first = (STOCK_PARTITIONS.time_window_for_partition_key(partition).start - LOOKBACK).strftime("%Y-%m-%d")
+        in_lookback = [k for k in keys[:position] if k >= first]
+        assert len(in_lookback) == LOOKBACK_PARTITIONS, partition

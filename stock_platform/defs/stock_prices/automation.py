@@ -55,3 +55,14 @@ def daily_schedule(context: dg.ScheduleEvaluationContext):
         return dg.SkipReason(f"{target} is before the first partition {first}")
     key = target.strftime(PARTITION_FORMAT)
     return dg.RunRequest(run_key=key, partition_key=key)
+
+
+# Declarative automation of the domain: today only the marts' lookback checks, re-evaluated when
+# stock_raw/daily_prices changes without the marts (platform/lookback.py). Running by default, so
+# that `make dev` and a deployment evaluate them without a click.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "stock_prices_automation",
+    target=dg.AssetSelection.groups("stock_prices"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs the marts' lookback checks when stock_raw/daily_prices changes without them.",
+)

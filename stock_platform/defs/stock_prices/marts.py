@@ -2,14 +2,17 @@
 window (dbt_project/models/stock_prices)."""
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
-from stock_platform.defs.stock_prices.partitions import PARTITIONED
+from stock_platform.defs.stock_prices.partitions import PARTITIONED, STOCK_PARTITIONS
+from stock_platform.defs.stock_prices.warehouse import KEY as DAILY_PRICES_KEY
 from stock_platform.platform.dbt import PlatformDbtTranslator, build_args, dbt_project, window_vars
 from stock_platform.platform.k8s import k8s_op_tags
+from stock_platform.platform.lookback import later_partitions, lookback_mapping, lookback_staleness_check
 
 # The previous session's marts are expected by 16:00 KST on business days, built after the
 # 13:00 publication (the schedule runs at 14:30).
@@ -17,8 +20,16 @@ MARTS_FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="0 16 * * 1-5", lower_bound_delta=dt.timedelta(hours=3), timezone="Asia/Seoul"
 )
 
+# A mart row of day P is computed from the days [P - 364, P] (the 52-week range is the longest
+# lookback; dbt macro stock_52w_days). 364 days are 52 weeks: 260 weekday partitions before P.
+LOOKBACK = dt.timedelta(days=364)
+LOOKBACK_PARTITIONS = 52 * 5
+
 TRANSLATOR = PlatformDbtTranslator(
-    key_prefix="stock_analytics", group="stock_prices", freshness={"marts": MARTS_FRESHNESS}
+    key_prefix="stock_analytics",
+    group="stock_prices",
+    freshness={"marts": MARTS_FRESHNESS},
+    lookback={"marts": lookback_mapping(LOOKBACK_PARTITIONS)},
 )
 
 
@@ -45,7 +56,12 @@ def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # The summary's output (and its checks, in order) waits until dbt has released the warehouse:
     # the preview reads it, and a DuckDB file has a single writer.
     held = []
+    built = []  # the marts dbt built (their Outputs)
     for event in events:
+        if isinstance(event, dg.Output):
+            key = context.asset_key_for_output(event.output_name)
+            if key in LOOKBACK_KEYS:
+                built.append(key)
         if _is_summary_event(context, event):
             held.append(event)
         else:
@@ -55,6 +71,24 @@ def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
             preview = market_summary_preview(invocation, window["max_date"])
             event = event.with_metadata({**event.metadata, "preview": preview})
         yield event
+    yield from rewritten_later_partitions(context, built, window)
+
+
+def rewritten_later_partitions(
+    context: dg.AssetExecutionContext, built: list[dg.AssetKey], window: dict[str, str]
+) -> Iterator[dg.AssetMaterialization]:
+    """A mart run rewrites the days after its window whose lookback reaches into it (dbt_project,
+    macros/window.sql): the ones already materialized are recorded as materialized again, so that
+    the lookback check (and the UI) know they were rebuilt."""
+    last_day = dt.date.fromisoformat(window["max_date"])
+    for key in built:
+        for partition in later_partitions(context.instance, key, STOCK_PARTITIONS, last_day, LOOKBACK):
+            yield dg.AssetMaterialization(
+                asset_key=key,
+                partition=partition,
+                description="Rewritten by a run whose window is in this partition's lookback",
+                metadata={"rewritten_for_window": f"{window['min_date']}..{window['max_date']}"},
+            )
 
 
 MARKET_SUMMARY = dg.AssetKey(["stock_analytics", "market_daily_summary"])
@@ -103,3 +137,15 @@ def preview_markdown(rows: list[dict[str, Any]], last_day: str) -> dg.MetadataVa
         cells.append("-" if ret is None else f"{ret:+.2%}")
         lines.append("| " + " | ".join(cells) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+# The models that look back (every mart: the translator gives their dependencies the lookback
+# mapping), and a check on each that fails while one of its partitions was built before a later
+# change to stock_raw/daily_prices in its lookback.
+LOOKBACK_KEYS = [
+    spec.key for spec in stock_analytics_dbt.specs
+    if any(dep.partition_mapping is not None for dep in spec.deps)
+]
+lookback_check = lookback_staleness_check(
+    "built_after_its_lookback", LOOKBACK_KEYS, DAILY_PRICES_KEY, LOOKBACK
+)
