@@ -49,6 +49,7 @@ STEPS = {
     "clean_stock_prices": "spark",
     "stock_raw__daily_prices": "load",
     "stock_analytics_dbt": "dbt",
+    "built_after_its_lookback_stock_raw__daily_prices": "lookback check",
 }
 
 

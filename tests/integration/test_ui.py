@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
 from fixtures.platform import settings_of
@@ -206,19 +207,29 @@ def test_ui_materializes_one_partition_of_the_whole_graph(server, page):
 RUNS_OF_BACKFILL = """
 query($id: String!) {
   runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
-    ... on Runs { results { runId status tags { key value } } }
+    ... on Runs { results { runId status tags { key value } assetSelection { path } } }
   }
 }
 """
+MARTS = {"stock_analytics/fct_daily_stock_metrics", "stock_analytics/market_daily_summary",
+         "stock_analytics/top_movers_daily"}
+
+
+def runs_of(port: int, backfill_id: str) -> dict[tuple[str, str], set[str]]:
+    """{(first, last partition): the assets} of each run of a backfill; every run succeeded."""
+    runs = graphql(port, RUNS_OF_BACKFILL, {"id": backfill_id})["runsOrError"]["results"]
+    ranges = {}
+    for run in runs:
+        assert run["status"] == "SUCCESS", run
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        span = (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])
+        ranges[span] = {"/".join(key["path"]) for key in run["assetSelection"]}
+    return ranges
 
 
 def single_run_of(port: int, backfill_id: str, first: str, last: str) -> None:
-    runs = graphql(port, RUNS_OF_BACKFILL, {"id": backfill_id})["runsOrError"]["results"]
-    assert len(runs) == 1, f"backfill {backfill_id} ran as {len(runs)} runs, expected one"
-    tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
-    assert (tags["dagster/asset_partition_range_start"],
-            tags["dagster/asset_partition_range_end"]) == (first, last)
-    assert runs[0]["status"] == "SUCCESS"
+    runs = runs_of(port, backfill_id)
+    assert list(runs) == [(first, last)], f"backfill {backfill_id} ran as {runs}, expected one run"
 
 
 SUMMARY_PREVIEW = """
@@ -230,7 +241,10 @@ SUMMARY_PREVIEW = """
 """
 
 
-def test_ui_backfills_a_range_in_one_run(server, page):
+def test_ui_backfills_a_range_and_the_mart_partitions_that_look_back_at_it(server, page):
+    """"Materialize all" for a range: Dagster maps the range forward through the marts' lookback
+    (their partitions whose 364 days reach it), so the backfill is two single runs: the range up to
+    the staging view, then the marts for the range and the 260 weekday partitions after it."""
     first, last = UI_BACKFILL
     open_asset_graph(page, server["url"])
     dialog = open_materialize_dialog(page)
@@ -240,7 +254,11 @@ def test_ui_backfills_a_range_in_one_run(server, page):
     wait_for_status(page, f"{server['url']}/runs/b/{backfill_id}", backfill_status, "Succeeded",
                     f"backfill {backfill_id}")
     page.screenshot(path=ARTIFACTS / "ui-backfill-finished.png", full_page=True)
-    single_run_of(server["port"], backfill_id, first, last)
+    later = (pd.Timestamp(last) + pd.offsets.BDay(260)).date().isoformat()
+    runs = runs_of(server["port"], backfill_id)
+    assert set(runs) == {(first, last), (first, later)}, runs
+    assert runs[(first, later)] == MARTS
+    assert runs[(first, last)] & MARTS == set() and len(runs[(first, last)]) == 4
     assert_warehouse_has_exactly(
         server["settings"], [dt.date.fromisoformat(ONE_PARTITION), *weekdays(first, last)]
     )
@@ -282,6 +300,52 @@ def test_graphql_api_backfills_a_range_in_one_run(server):
     assert_warehouse_has_exactly(server["settings"], [
         dt.date.fromisoformat(ONE_PARTITION), *weekdays(*UI_BACKFILL), *weekdays(*API_BACKFILL)
     ])
+
+
+CHECK_EXECUTIONS = """
+query($path: [String!]!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: "built_after_its_lookback", limit: 5) {
+    runId status
+    evaluation { success description }
+    run { tags { key value } }
+  }
+}
+"""
+RAW_ASSETS = [["raw_stock_prices"], ["clean_stock_prices"], ["stock_raw", "daily_prices"]]
+CHANGED_DAY = "2024-03-05"  # in the UI backfill; the later partitions of both backfills look back at it
+
+
+def test_the_ui_shows_mart_partitions_out_of_date_after_an_earlier_day_changes(server, page):
+    """Re-materialize only the raw data and the warehouse table of an earlier day: the daemon's
+    declarative automation runs the marts' lookback check by itself, and the UI shows it failed,
+    naming the later partitions built before the change."""
+    port = server["port"]
+    params = {"partitionsByAssets": [
+        {"assetKey": {"path": path}, "partitions": {"range": {"start": CHANGED_DAY, "end": CHANGED_DAY}}}
+        for path in RAW_ASSETS
+    ]}
+    launched = graphql(port, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    mart = ["stock_analytics", "fct_daily_stock_metrics"]
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    latest = None
+    while time.monotonic() < deadline:
+        executions = graphql(port, CHECK_EXECUTIONS, {"path": mart})["assetCheckExecutions"]
+        latest = executions[0] if executions else None
+        if latest and latest["status"] in ("FAILED", "EXECUTION_FAILED"):
+            break
+        time.sleep(5)
+    assert latest and latest["status"] == "FAILED", latest
+    tags = {t["key"]: t["value"] for t in latest["run"]["tags"]}
+    assert "dagster/from_automation_condition" in tags or "dagster/sensor_name" in tags, tags
+    # Every mart partition from 03-05 to 03-05 + 364 days: the UI backfill built them (its
+    # forward-mapped run), before this change.
+    assert latest["evaluation"]["description"].startswith("261 partition(s)"), latest["evaluation"]
+
+    page.goto(f"{server['url']}/assets/{'/'.join(mart)}?view=checks")
+    page.get_by_text("built_after_its_lookback").first.wait_for()
+    page.get_by_text("Failed").first.wait_for()
+    page.screenshot(path=ARTIFACTS / "ui-lookback-check-failed.png", full_page=True)
 
 
 def test_make_dev_shows_a_new_dbt_model_on_reload(page, tmp_path):

@@ -108,18 +108,20 @@ def test_the_check_runs_by_itself_when_the_upstream_changes(instance):
     days = keys("2024-01-01", "2024-01-31")
     report(instance, UPSTREAM, days)
     report(instance, MART, days)
-    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    # A run of the upstream and the assets runs the checks itself: nothing is requested after it.
+    report(instance, UPSTREAM, ["2024-01-10"])
+    report(instance, MART, ["2024-01-10"])
     run_checks(defs, instance)
-    # Once evaluated, nothing new: nothing requested.
-    quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    assert quiet.total_requested == 0
-    # An earlier upstream day changes on its own: the checks are requested, with no asset.
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert tick.total_requested == 0
+    # An earlier upstream day changes on its own: the checks are requested, no asset, once.
     report(instance, UPSTREAM, ["2024-01-15"])
-    changed = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
-    requested = {
-        key for result in changed.results for key in [result.key] if result.true_subset.size
-    }
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    requested = {result.key for result in tick.results if result.true_subset.size}
     assert requested == {dg.AssetCheckKey(MART, CHECK), dg.AssetCheckKey(OTHER, CHECK)}
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert tick.total_requested == 0
 
 
 # later_partitions -------------------------------------------------------------------------------
