@@ -13,7 +13,6 @@ that visible and correct:
   fails, naming them, while a partition was built before a later change to a day in its lookback.
 """
 
-
 import bisect
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,24 +54,24 @@ def later_partitions(
 ) -> list[str]:
     """The materialized partitions of `key` in (last_day, last_day + lookback]: the later days whose
     lookback reaches `last_day`."""
-    keys = [
-        key for key in partitions_def.get_partition_keys()
-        if last_day < parse_partition_key(key) <= last_day + lookback
+    partitions = [
+        partition for partition in partitions_def.get_partition_keys()
+        if last_day < parse_partition_key(partition) <= last_day + lookback
     ]
-    if not keys:
+    if not partitions:
         return []
-    status = instance.get_status_by_partition(key, keys, partitions_def) or {}
-    return [k for k in keys if status.get(k) == dg.AssetPartitionStatus.MATERIALIZED]
+    status = instance.get_status_by_partition(key, partitions, partitions_def) or {}
+    return [p for p in partitions if status.get(p) == dg.AssetPartitionStatus.MATERIALIZED]
 
 
-def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey, after: int | None = None) -> dict[str, int]:
-    """The storage id of each partition's latest materialization of `key` (only records after
-    storage id `after`, when given). Storage ids grow with time: a larger one is a later event."""
+def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, int]:
+    """The storage id of each partition's latest materialization of `key`. Storage ids grow with
+    time: a larger one is a later event."""
     latest: dict[str, int] = {}
     cursor = None
     while True:
         page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=RECORDS_PAGE, cursor=cursor
+            dg.AssetRecordsFilter(asset_key=key), limit=RECORDS_PAGE, cursor=cursor
         )
         for record in page.records:  # newest first
             if record.partition_key is not None:
