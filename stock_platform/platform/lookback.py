@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import dagster as dg
 
 from stock_platform.platform.calendars import parse_partition_key
+from stock_platform.platform.k8s import k8s_op_tags
 
 # Page size when reading an asset's materialization records.
 RECORDS_PAGE = 10_000
@@ -123,7 +124,13 @@ def lookback_staleness_check(
         for key in assets
     ]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{name}_{upstream.to_python_identifier()}")
+    @dg.multi_asset_check(
+        specs=specs,
+        can_subset=True,
+        name=f"{name}_{upstream.to_python_identifier()}",
+        # Reads the instance's event log only.
+        op_tags=k8s_op_tags(cpu="100m", cpu_limit="500m", memory="512Mi"),
+    )
     def staleness(context: dg.AssetCheckExecutionContext) -> Iterable[dg.AssetCheckResult]:
         selected = context.selected_asset_check_keys
         inputs = latest_by_partition(context.instance, upstream)

@@ -150,13 +150,14 @@ def test_the_freshness_policy_is_on_the_marts_only(local_defs):
 
 def test_every_step_declares_its_pod_resources_as_op_tags(local_defs):
     # Op tags, not job tags: they apply however the run was launched (UI, schedule, backfill).
-    graph = local_defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        tags = graph.assets_def_for_key(key).op.tags
-        resources = json.loads(tags["dagster-k8s/config"])["container_config"]["resources"]
-        assert set(resources) == {"requests", "limits"}, key
-        assert {"cpu", "memory"} <= set(resources["requests"]), key
-        assert resources["limits"]["memory"] == resources["requests"]["memory"], key
+    # Every op of the graph: the assets' and the checks' that run as steps of their own.
+    ops = local_defs.resolve_implicit_global_asset_job_def().graph.node_defs
+    assert any(op.name.startswith("built_after_its_lookback") for op in ops)
+    for op in ops:
+        resources = json.loads(op.tags["dagster-k8s/config"])["container_config"]["resources"]
+        assert set(resources) == {"requests", "limits"}, op.name
+        assert {"cpu", "memory"} <= set(resources["requests"]), op.name
+        assert resources["limits"]["memory"] == resources["requests"]["memory"], op.name
 
 
 def test_each_mart_partition_depends_on_the_partitions_of_its_lookback():
