@@ -43,9 +43,11 @@
 {% macro stock_sessions_lookback() %}{{ return(60) }}{% endmacro %}
 
 
-{#- The last 60 sessions before min_date - 364 days of each listing that has fewer than 60 in
-    [min_date - 364 days, min_date) and trades in the read window. Usually none: it scans only the
-    ticker and trade_date of older days, and sorts just those listings' rows. -#}
+{#- The last 60 sessions before min_date - 364 days of each listing that trades in the rows the
+    mart writes and has fewer than 60 sessions in [min_date - 364 days, min_date): one back from a
+    long suspension, or a recent listing (which has no older sessions). The read is bounded above
+    only: it reads the older days of the source (on BigQuery, the columns below over every older
+    partition) and sorts just those listings' rows. -#}
 {% macro stock_sessions_before_lookback(columns) %}
     {%- set window = stock_window() -%}
     {%- set min_date = "cast('" ~ window.min_date ~ "' as date)" -%}
@@ -63,7 +65,9 @@
                         from {{ ref('stg_daily_prices') }}
                         where {{ stock_read_filter('trade_date') }}
                         group by ticker
-                        having count(case when trade_date < {{ min_date }} then 1 end)
+                        having
+                            count(case when trade_date >= {{ min_date }} then 1 end) > 0
+                            and count(case when trade_date < {{ min_date }} then 1 end)
                             < {{ stock_sessions_lookback() }}
                     )
             ) as earlier

@@ -53,16 +53,18 @@ def later_partitions(
     last_day: dt.date,
     lookback: dt.timedelta,
 ) -> list[str]:
-    """The materialized partitions of `key` in (last_day, last_day + lookback]: the later days whose
-    lookback reaches `last_day`."""
+    """The partitions of `key` in (last_day, last_day + lookback] that were built (their latest
+    run succeeded or failed): the later days whose lookback reaches `last_day`."""
     partitions = [
         partition for partition in partitions_def.get_partition_keys()
         if last_day < parse_partition_key(partition) <= last_day + lookback
     ]
     if not partitions:
         return []
+    # A partition whose latest run failed after an earlier success holds rows the run rewrote too.
     status = instance.get_status_by_partition(key, partitions, partitions_def) or {}
-    return [p for p in partitions if status.get(p) == dg.AssetPartitionStatus.MATERIALIZED]
+    built = (dg.AssetPartitionStatus.MATERIALIZED, dg.AssetPartitionStatus.FAILED)
+    return [p for p in partitions if status.get(p) in built]
 
 
 def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, int]:

@@ -72,7 +72,7 @@ FLOATS = {
 # The synthetic market
 # ---------------------------------------------------------------------------------------------
 
-FIRST_DAY = dt.date(2023, 1, 2)
+FIRST_DAY = dt.date(2022, 10, 4)
 LAST_DAY = dt.date(2024, 4, 30)
 HOLIDAYS = {
     dt.date(2023, 1, 23), dt.date(2023, 3, 1), dt.date(2023, 5, 5), dt.date(2023, 8, 15),
@@ -82,7 +82,7 @@ HOLIDAYS = {
 # Tuesday session and (start - 365 days) a Monday session: the 52-week boundary is exercised, and
 # their lookback (start - 364 days) cuts into the data, which begins 2023-01-02.
 WINDOWS = [
-    (dt.date(2023, 1, 2), dt.date(2024, 2, 5)),
+    (FIRST_DAY, dt.date(2024, 2, 5)),
     (dt.date(2024, 2, 6), dt.date(2024, 3, 11)),
     (dt.date(2024, 3, 12), dt.date(2024, 4, 30)),
 ]
@@ -92,6 +92,7 @@ SPIKE_TICKER = "005930"  # extreme highs exactly 364 and 365 days before W2 star
 DIP_TICKER = "000660"  # extreme lows exactly 364 and 365 days before W3 starts
 SUSPENDED_TICKER = "000106"
 SUSPENDED = (dt.date(2023, 2, 1), dt.date(2024, 2, 20))  # no sessions from the first to the second
+LAST_BEFORE_SUSPENSION = dt.date(2023, 1, 31)
 
 
 def sessions() -> list[dt.date]:
@@ -409,6 +410,7 @@ def builds(tmp_path_factory, source) -> dict:
 
     full_dir, windows_dir = fresh("dbt_full"), fresh("dbt_windows")
     changed_dir = tmp_path_factory.mktemp("dbt_changed")
+    suspension_dir = tmp_path_factory.mktemp("dbt_suspension")
 
     def full_lane() -> dict:
         run_dbt(full_dir, "full", "build", "--full-refresh")
@@ -423,7 +425,20 @@ def builds(tmp_path_factory, source) -> dict:
             assert len(updated) == 1
             changed_source = con.sql(f"select * from {RAW}.daily_prices").df()
         run_dbt(changed_dir, "w2-changed", "run", *window_vars(*WINDOWS[1]))
+        # The known limit: the last session before a suspension longer than the lookback changes.
+        shutil.copy(full_dir / "warehouse.duckdb", suspension_dir / "warehouse.duckdb")
+        with duckdb.connect(str(suspension_dir / "warehouse.duckdb")) as con:
+            con.execute(
+                f"update {RAW}.daily_prices set close = close * 3, high = high * 3, "
+                "market_cap = market_cap * 3 where ticker = ? and trade_date = ?",
+                [SUSPENDED_TICKER, LAST_BEFORE_SUSPENSION],
+            )
+            suspension_source = con.sql(f"select * from {RAW}.daily_prices").df()
+        run_dbt(suspension_dir, "suspension", "run",
+                *window_vars(LAST_BEFORE_SUSPENSION, LAST_BEFORE_SUSPENSION))
         return {
+            "suspension_source": suspension_source,
+            "suspension": read_marts(suspension_dir / "warehouse.duckdb"),
             "full": read_marts(full_dir / "warehouse.duckdb"),
             "changed_source": changed_source,
             "changed": read_marts(changed_dir / "warehouse.duckdb"),
@@ -472,7 +487,7 @@ def test_source_covers_the_edge_cases(source):
     resumed = suspended[suspended.diff() == gap].iloc[0].date()
     assert gap > pd.Timedelta(days=364) and WINDOWS[1][0] < resumed <= WINDOWS[1][1]
     before_lookback = WINDOWS[2][0] - dt.timedelta(days=364)
-    assert (suspended.dt.date < before_lookback).sum() < 60
+    assert (suspended.dt.date < before_lookback).sum() > 60  # more than the 60 a window run reads
     assert ((suspended.dt.date >= before_lookback) & (suspended.dt.date < WINDOWS[2][0])).sum() < 60
 
 
@@ -577,6 +592,44 @@ def test_window_run_writes_its_days_and_the_days_that_look_back_at_them(full_ref
 
     assert top_gainer(expected["top_movers_daily"])["change_pct"].tolist() == [99.5]
     assert top_gainer(after["top_movers_daily"])["change_pct"].tolist() != [99.5]
+
+
+def differing_keys(model: str, actual: pd.DataFrame, expected: pd.DataFrame) -> set[tuple]:
+    """Keys of the rows whose values differ (floats beyond 1e-9 relative, or in NULL-ness)."""
+    keys = KEYS[model]
+    merged = actual.merge(expected, on=keys, suffixes=("_a", "_e"), how="outer", indicator=True)
+    bad = merged["_merge"] != "both"
+    for column in COLUMNS[model]:
+        if column in keys:
+            continue
+        a, e = merged[f"{column}_a"], merged[f"{column}_e"]
+        if column in FLOATS[model]:
+            a, e = a.to_numpy(dtype=float), e.to_numpy(dtype=float)
+            bad |= (np.isnan(a) != np.isnan(e)) | (~np.isnan(a) & ~np.isclose(a, e, rtol=1e-9, atol=1e-15))
+        else:
+            bad |= a.to_numpy() != e.to_numpy()
+    return set(map(tuple, merged.loc[bad, keys].to_numpy().tolist()))
+
+
+def test_known_limit_a_change_before_a_long_suspension_does_not_reach_the_rows_after_it(builds):
+    """The one case a window run leaves different from a full refresh: the last session before a
+    suspension longer than the lookback changes. The run rewrites that day and the 364 after it,
+    but the listing's first sessions after resuming (more than 364 days later) take their previous
+    close and moving averages from it and are not rewritten. Exactly those rows differ (and the
+    market summary of the resumption day, whose cap-weighted return uses the listing's return);
+    a full refresh, or a run over the resumption days, repairs them."""
+    actual, expected = builds["suspension"], reference_marts(builds["suspension_source"])
+    fct = expected["fct_daily_stock_metrics"]
+    resumed = fct[(fct["ticker"] == SUSPENDED_TICKER) & (fct["trade_date"] > SUSPENDED[0].isoformat())]
+    first_60 = set(resumed["trade_date"].head(60))  # sessions whose 60-session window reaches back
+    fct_diff = differing_keys("fct_daily_stock_metrics", actual["fct_daily_stock_metrics"], fct)
+    assert fct_diff and {ticker for _, ticker in fct_diff} == {SUSPENDED_TICKER}
+    assert {day for day, _ in fct_diff} <= first_60
+    assert min(day for day, _ in fct_diff) == resumed["trade_date"].iloc[0]  # its first return
+    summary_diff = differing_keys("market_daily_summary", actual["market_daily_summary"],
+                                  expected["market_daily_summary"])
+    assert {day for day, _ in summary_diff} == {resumed["trade_date"].iloc[0]}
+    assert differing_keys("top_movers_daily", actual["top_movers_daily"], expected["top_movers_daily"]) == set()
 
 
 @pytest.mark.parametrize("model", MARTS)

@@ -56,39 +56,42 @@ def stock_analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # The summary's output (and its checks, in order) waits until dbt has released the warehouse:
     # the preview reads it, and a DuckDB file has a single writer.
     held = []
-    built = []  # the marts dbt built (their Outputs)
     for event in events:
-        if isinstance(event, dg.Output):
-            key = context.asset_key_for_output(event.output_name)
-            if key in LOOKBACK_KEYS:
-                built.append(key)
         if _is_summary_event(context, event):
             held.append(event)
         else:
-            yield event
+            yield from _with_rewrites(context, event, window)
     for event in held:
         if isinstance(event, dg.Output):
             preview = market_summary_preview(invocation, window["max_date"])
             event = event.with_metadata({**event.metadata, "preview": preview})
-        yield event
-    yield from rewritten_later_partitions(context, built, window)
+        yield from _with_rewrites(context, event, window)
+
+
+def _with_rewrites(context: dg.AssetExecutionContext, event: Any, window: dict[str, str]) -> Iterator[Any]:
+    """The event, then, after a mart's output, the later partitions it rewrote (yielded at once:
+    a failing dbt test ends the stream with an error, and those days are rewritten already)."""
+    yield event
+    if isinstance(event, dg.Output):
+        key = context.asset_key_for_output(event.output_name)
+        if key in LOOKBACK_KEYS:
+            yield from rewritten_later_partitions(context, key, window)
 
 
 def rewritten_later_partitions(
-    context: dg.AssetExecutionContext, built: list[dg.AssetKey], window: dict[str, str]
+    context: dg.AssetExecutionContext, key: dg.AssetKey, window: dict[str, str]
 ) -> Iterator[dg.AssetMaterialization]:
     """A mart run rewrites the days after its window whose lookback reaches into it (dbt_project,
-    macros/window.sql): the ones already materialized are recorded as materialized again, so that
+    macros/window.sql): the ones materialized before are recorded as materialized again, so that
     the lookback check (and the UI) know they were rebuilt."""
     last_day = dt.date.fromisoformat(window["max_date"])
-    for key in built:
-        for partition in later_partitions(context.instance, key, STOCK_PARTITIONS, last_day, LOOKBACK):
-            yield dg.AssetMaterialization(
-                asset_key=key,
-                partition=partition,
-                description="Rewritten by a run whose window is in this partition's lookback",
-                metadata={"rewritten_for_window": f"{window['min_date']}..{window['max_date']}"},
-            )
+    for partition in later_partitions(context.instance, key, STOCK_PARTITIONS, last_day, LOOKBACK):
+        yield dg.AssetMaterialization(
+            asset_key=key,
+            partition=partition,
+            description="Rewritten by a run whose window is in this partition's lookback",
+            metadata={"rewritten_for_window": f"{window['min_date']}..{window['max_date']}"},
+        )
 
 
 MARKET_SUMMARY = dg.AssetKey(["stock_analytics", "market_daily_summary"])
