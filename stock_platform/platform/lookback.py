@@ -6,8 +6,9 @@ that visible and correct:
 
 - `lookback_mapping`: the dependency as Dagster sees it, a time-window partition mapping over the
   lookback. It must not block a launch whose lookback reaches before the first partition.
-- `later_partitions`: the already-materialized partitions after a run's window whose lookback
-  reaches into it. A run that rewrites them (the dbt marts do) records them as materialized.
+- `later_partitions`: the partitions built before (latest run succeeded or failed) after a run's
+  window whose lookback reaches into it. A run that rewrites them (the dbt marts do) records them
+  as materialized.
 - `lookback_staleness_check`: Dagster computes staleness only across edges with fewer than 100
   upstream partitions, so a year-long lookback is never flagged by Dagster itself. This check
   fails, naming them, while a partition was built before a later change to a day in its lookback.

@@ -23,7 +23,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from fixtures.data_go_kr import data_go_kr_definitions, failure_messages, run, use_fake_api
-from fixtures.platform import assert_marts_equal_a_full_refresh, settings_of, table
+from fixtures.platform import assert_marts_equal_a_full_refresh, settings_of
 
 from stock_platform.defs.stock_prices.marts import LOOKBACK_KEYS
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
@@ -50,11 +50,6 @@ def corrected(frame: pd.DataFrame, listings: int = 200) -> pd.DataFrame:
     for column in PRICE_COLUMNS:
         frame.loc[rows, column] = (frame.loc[rows, column].astype("int64") * 2).astype(str)
     return frame
-
-
-def marts_of(settings) -> dict[str, pd.DataFrame]:
-    return {key.path[-1]: table(settings.warehouse_path, key.to_user_string().replace("/", "."))
-            for key in LOOKBACK_KEYS}
 
 
 def rows_on(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:
