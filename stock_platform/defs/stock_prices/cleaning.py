@@ -4,9 +4,7 @@ with their reasons (rejected/)."""
 
 import collections
 import datetime as dt
-import posixpath
 import time
-import uuid
 from typing import Any
 
 import dagster as dg
@@ -20,33 +18,10 @@ from stock_platform.platform.k8s import k8s_op_tags
 from stock_platform.platform.lake import Lake, Manifest, new_version, parquet_rows
 from stock_platform.platform.partitions import record_days, run_days
 from stock_platform.platform.resources.interfaces import LakeResource, SparkResource
+from stock_platform.platform.staging import STAGING, collect_abandoned_staging, new_staging
 
 # The Spark job (spark/transform.py), run in-process or on a cluster by the Spark resource.
 CLEANING_JOB = "stock_platform.defs.stock_prices.spark.transform:clean_pages"
-
-
-# Spark writes a run's output here first (`<run id>-<random>/`); the cleaning then moves it into
-# new version prefixes of clean/ and rejected/ and publishes them.
-STAGING = "_staging"
-
-
-def collect_abandoned_staging(store: Lake, instance: dg.DagsterInstance) -> list[str]:
-    """Remove the staging folders of runs that have ended: a run killed during its Spark write
-    leaves its partial output there (never visible to readers, but it takes space). Folders of
-    runs in progress, or unknown to this instance, stay."""
-    store.fs.invalidate_cache(store.uri(STAGING))
-    try:
-        entries = store.fs.ls(store.uri(STAGING), detail=False)
-    except FileNotFoundError:
-        return []
-    removed = []
-    for entry in entries:
-        name = posixpath.basename(entry.rstrip("/"))
-        run = instance.get_run_by_id(name[:36])  # a run id is 36 characters
-        if run is not None and run.is_finished:
-            store.remove_tree(f"{STAGING}/{name}")
-            removed.append(name)
-    return removed
 
 
 def raw_pages(lake: Lake, days) -> list[dict[str, str]]:
@@ -90,7 +65,7 @@ def clean_stock_prices(
     store = lake.get()
     days = run_days(context)
     pages = raw_pages(store, days)
-    staging = f"{STAGING}/{context.run.run_id}-{uuid.uuid4().hex[:8]}"
+    staging = new_staging(context.run.run_id)
     if pages:
         started = time.monotonic()
         spark.run(context, CLEANING_JOB, {"pages": pages, "staging_uri": store.uri(staging)})

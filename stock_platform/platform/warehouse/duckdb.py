@@ -65,6 +65,9 @@ class DuckDBWarehouse:
         with self.connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.dataset}")
             con.execute(create_table_sql(table))
+            # Parquet timestamps are UTC instants: a TIMESTAMP column holds them in UTC, whatever
+            # the machine's zone.
+            con.execute("SET TimeZone = 'UTC'")
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(
