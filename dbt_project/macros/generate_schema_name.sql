@@ -1,6 +1,7 @@
-{#- Models land in exactly the target schema (stock_analytics / BQ_ANALYTICS_DATASET).
-    dbt's default would turn a custom schema into "<target>_<custom>"; here a custom schema,
-    should one ever be configured, is used verbatim instead.  No model sets one today. -#}
+{#- A model lands in exactly the target schema (stock_analytics / BQ_ANALYTICS_DATASET), or in
+    exactly its custom schema when one is configured: the web traffic models set
+    `+schema: web_analytics` (BQ_WEB_ANALYTICS_DATASET) in dbt_project.yml.  dbt's default would
+    turn a custom schema into "<target>_<custom>". -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
   {%- if custom_schema_name is none -%}
     {{ target.schema }}

@@ -23,7 +23,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from fixtures.data_go_kr import data_go_kr_definitions, failure_messages, run, use_fake_api
-from fixtures.platform import assert_marts_equal_a_full_refresh, settings_of
+from fixtures.platform import assert_marts_equal_a_full_refresh, domain_job, settings_of
 
 from stock_platform.defs.stock_prices.marts import LOOKBACK_KEYS
 from stock_platform.defs.stock_prices.sources.synthetic import SyntheticMarket
@@ -87,7 +87,7 @@ def platform(tmp_path_factory, spark):
         step("closed", CLOSED.isoformat(), CLOSED.isoformat())
 
         api.frames[f"{RAW_ONLY:%Y%m%d}"] = corrected(frames[RAW_ONLY], listings=50)
-        job = defs.resolve_implicit_global_asset_job_def()
+        job = domain_job(defs)
         tags = {"dagster/asset_partition_range_start": RAW_ONLY.isoformat(),
                 "dagster/asset_partition_range_end": RAW_ONLY.isoformat()}
         raw_only = job.execute_in_process(

@@ -10,6 +10,7 @@ import pytest
 from fixtures.platform import (
     assert_marts_equal_a_full_refresh,
     checksums,
+    domain_job,
     local_definitions,
     settings_of,
     table,
@@ -27,7 +28,7 @@ HOLIDAY = dt.date(2024, 4, 10)
 
 
 def materialize_range(defs: dg.Definitions, instance, first: str, last: str):
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = domain_job(defs)
     return job.execute_in_process(
         instance=instance,
         tags={

@@ -91,7 +91,6 @@ def test_a_partitions_definition_without_an_ended_partition_is_an_error():
 
 def test_the_stock_domain_is_one_run_of_all_its_assets():
     specs = select_specs(definitions(), "stock_prices")
-    assert select_specs(definitions(), None) == specs  # the only domain
     (run,) = plan_runs(specs, "2024-04-08", "2024-04-12", NOW)
     assert {key.to_user_string() for key in run.asset_keys} == {
         "raw_stock_prices", "clean_stock_prices", "stock_raw/daily_prices",
@@ -99,8 +98,22 @@ def test_the_stock_domain_is_one_run_of_all_its_assets():
         "stock_analytics/market_daily_summary", "stock_analytics/top_movers_daily"}
     assert (run.groups, run.first_key, run.last_key, run.partitions) == (
         ["stock_prices"], "2024-04-08", "2024-04-12", 5)
-    with pytest.raises(UsageError, match="DOMAIN='weather' is not a domain; domains: stock_prices"):
+    with pytest.raises(UsageError, match="DOMAIN='weather' is not a domain; domains: stock_prices, web_traffic"):
         select_specs(definitions(), "weather")
+
+
+def test_every_domain_is_one_run_per_partitions_definition():
+    """Two calendars: KRX weekdays and calendar days. The weekend is in the web run only."""
+    runs = plan_runs(select_specs(definitions(), None), "2024-04-06", "2024-04-12", NOW)
+    assert [(run.groups, run.first_key, run.last_key, run.partitions) for run in runs] == [
+        (["stock_prices"], "2024-04-08", "2024-04-12", 5),
+        (["web_traffic"], "2024-04-06", "2024-04-12", 7),
+    ]
+    web = select_specs(definitions(), "web_traffic")
+    assert {spec.key.to_user_string() for spec in web} >= {
+        "raw_web_access_logs", "clean_web_access_logs", "web_raw/access_logs",
+        "web_analytics/fct_requests", "web_analytics/web_daily_traffic"}
+    assert {spec.group_name for spec in web} == {"web_traffic"}
 
 
 @pytest.mark.parametrize(

@@ -208,3 +208,158 @@ def test_the_source_is_read_only_for_the_window_plus_lookback_and_lookahead(comp
             window_reads += 1
     assert window_reads >= 1
     assert older_reads == (1 if MARTS[name] else 0), name
+
+
+# ---------------------------------------------------------------------------------------------
+# The web traffic models (dbt_project/models/web_traffic), schema web_analytics
+# ---------------------------------------------------------------------------------------------
+
+WEB_ENV = {"BQ_WEB_RAW_DATASET": "web_raw_test", "BQ_WEB_ANALYTICS_DATASET": "web_analytics_test",
+           "WEB_LOGS_TIMEZONE": "Asia/Seoul"}
+# The per-day models: incremental over whole log_date days, and their BigQuery clustering.
+WEB_PER_DAY = {
+    "int_web_page_days": ["page_key"], "int_web_user_agent_days": ["ua_key"],
+    "int_web_referrer_days": ["referrer_key"], "fct_requests": ["page_key", "visitor_id"],
+    "fct_sessions": ["visitor_id"], "web_daily_traffic": None, "web_top_pages_daily": None,
+}
+WEB_DIMENSIONS = ("dim_date", "dim_time", "dim_page", "dim_user_agent", "dim_referrer")
+
+
+class MissingTablesApi(FakeBigQueryApi):
+    """The BigQuery API of a project where no table exists yet (every table GET is a 404)."""
+
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self):
+        type(self).requests.append(self.path)
+        self._reply(404, {"error": {"code": 404, "message": f"Not found: {self.path}",
+                                    "errors": [{"reason": "notFound"}], "status": "NOT_FOUND"}})
+
+    do_POST = do_GET
+
+
+def _web_compile(profiles_dir: Path, out: Path, api_class: type[FakeBigQueryApi]):
+    """compile_prod with the web datasets set: (SQL by path, API requests, web model nodes)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in WEB_ENV.items():
+            patch.setenv(name, value)
+        api_class.requests = []
+        sql, _ = compile_prod(profiles_dir, out)
+    manifest = json.loads((out / "target" / "manifest.json").read_text())
+    nodes = {n["name"]: n for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and n["fqn"][1] == "web_traffic"}
+    return sql, list(api_class.requests) + list(FakeBigQueryApi.requests), nodes
+
+
+@pytest.fixture(scope="module")
+def web_compiled(tmp_path_factory, profiles_dir):
+    """The project compiled for prod with the window vars, the API saying every table exists
+    (the is_incremental() branch)."""
+    return _web_compile(profiles_dir, tmp_path_factory.mktemp("web_compiled"), FakeBigQueryApi)
+
+
+@pytest.fixture(scope="module")
+def web_compiled_without_tables(tmp_path_factory):
+    """The same with an API where no table exists (the first-run / full-refresh branch)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MissingTablesApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        real = yaml.safe_load(Path(DBT_PROJECT_DIR, "profiles.yml").read_text())
+        prod = dict(real["stock_platform"]["outputs"]["prod"])
+        prod.pop("keyfile")
+        prod.update(method="oauth-secrets", token="dummy-token", job_retries=0,
+                    api_endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+        folder = tmp_path_factory.mktemp("web_profiles_without_tables")
+        (folder / "profiles.yml").write_text(
+            yaml.safe_dump({"stock_platform": {"target": "prod", "outputs": {"prod": prod}}})
+        )
+        return _web_compile(folder, tmp_path_factory.mktemp("web_compiled_without_tables"), MissingTablesApi)
+    finally:
+        server.shutdown()
+
+
+def web_model_sql(sql_by_path: dict[str, str], node: dict) -> str:
+    return sql_by_path[f"stock_platform/{node['original_file_path']}"]
+
+
+def test_web_models_compile_offline_for_bigquery_into_their_own_dataset(web_compiled):
+    sql_by_path, requests, nodes = web_compiled
+    assert set(nodes) == {"stg_access_logs", *WEB_PER_DAY, *WEB_DIMENSIONS}
+    assert requests == []  # nothing depends on whether a table exists
+    for name, node in nodes.items():
+        sql = web_model_sql(sql_by_path, node)
+        assert sqlglot.parse(sql, read="bigquery"), name
+        # Exactly the web dataset, not "<target dataset>_<custom>".
+        assert node["schema"] == "web_analytics_test" and node["database"] == "test-project", name
+        for catalog, dataset, table in tables(sql):
+            if not dataset:  # a CTE
+                continue
+            if (dataset, table) == ("web_raw_test", "access_logs"):
+                assert name == "stg_access_logs"  # the one model that reads the source
+            else:
+                assert (catalog, dataset) == ("test-project", "web_analytics_test"), (name, table)
+    assert {t for t in tables(web_model_sql(sql_by_path, nodes["stg_access_logs"])) if t[1]} == {
+        ("test-project", "web_raw_test", "access_logs")}
+    # The local time of day in WEB_LOGS_TIMEZONE, with BigQuery's spelling.
+    assert "datetime(ts, 'Asia/Seoul')" in web_model_sql(sql_by_path, nodes["stg_access_logs"])
+
+
+def test_web_per_day_models_overwrite_every_day_partition_of_the_window_on_bigquery(web_compiled):
+    nodes = web_compiled[2]
+    first, last = dt.date.fromisoformat(MIN_DATE), dt.date.fromisoformat(MAX_DATE)
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    for name, cluster_by in WEB_PER_DAY.items():
+        config = nodes[name]["config"]
+        assert config["materialized"] == "incremental", name
+        assert config["incremental_strategy"] == "insert_overwrite", name
+        assert config["partition_by"] == {"field": "log_date", "data_type": "date", "granularity": "day"}
+        # Static partitions: every day of the window, none after it (no lookahead), so a day
+        # that lost all its rows is emptied too.
+        assert config["partitions"] == [f"date '{day.isoformat()}'" for day in days], name
+        assert [evaluate(sqlglot.parse_one(p, read="bigquery")) for p in config["partitions"]] == days
+        assert config["cluster_by"] == cluster_by, name
+        assert config["schema"] == "web_analytics_test", name
+    for name in WEB_DIMENSIONS:
+        assert nodes[name]["config"]["materialized"] == "table", name
+    assert nodes["stg_access_logs"]["config"]["materialized"] == "view"
+
+
+def _reads(tree: exp.Expression, table_name: str) -> list[exp.Select]:
+    return [s for s in tree.find_all(exp.Select)
+            if (source := s.args.get("from_")) is not None and isinstance(source.this, exp.Table)
+            and source.this.name == table_name]
+
+
+@pytest.mark.parametrize("branch", ["tables_exist", "no_tables"])
+def test_every_web_read_of_the_source_days_is_bounded_by_the_window(branch, request):
+    """stg_access_logs is a view over web_raw.access_logs (its compiled SQL reads the source with
+    no filter of its own); every model that reads it filters log_date to exactly [min_date,
+    max_date] right there, so BigQuery prunes the source's partitions through the view. The
+    dimensions read only the small per-day models and the marts, never the source.  Checked with
+    the tables present and absent: the SQL is the same either way."""
+    fixture = "web_compiled" if branch == "tables_exist" else "web_compiled_without_tables"
+    sql_by_path, requests, nodes = request.getfixturevalue(fixture)
+    assert requests == []
+    first, last = dt.date.fromisoformat(MIN_DATE), dt.date.fromisoformat(MAX_DATE)
+    readers = set()
+    for name, node in nodes.items():
+        tree = sqlglot.parse_one(web_model_sql(sql_by_path, node), read="bigquery")
+        if name == "stg_access_logs":
+            assert len(_reads(tree, "access_logs")) == 1
+            continue
+        assert not _reads(tree, "access_logs"), name
+        reads = _reads(tree, "stg_access_logs")
+        if reads:
+            readers.add(name)
+        for select in reads:
+            terms = [t for t in conjuncts(select.args["where"]) if isinstance(t, (exp.GTE, exp.LTE))]
+            assert {t.this.name for t in terms} == {"log_date"}, (name, select.sql())
+            assert {type(t).__name__: evaluate(t.expression) for t in terms} == {"GTE": first, "LTE": last}
+    assert readers == set(WEB_PER_DAY)
+    assert not readers & set(WEB_DIMENSIONS)
+
+
+def test_web_sql_is_the_same_whether_or_not_the_tables_exist(web_compiled, web_compiled_without_tables):
+    with_tables, without = web_compiled, web_compiled_without_tables
+    for name, node in with_tables[2].items():
+        assert web_model_sql(with_tables[0], node) == web_model_sql(without[0], without[2][name]), name

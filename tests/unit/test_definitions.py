@@ -15,13 +15,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster_k8s import k8s_job_executor
+from fixtures.platform import domain_job
 
 from stock_platform.cli import definitions
 from stock_platform.defs.stock_prices.marts import MARTS_FRESHNESS
+from stock_platform.defs.web_traffic.marts import MARTS_FRESHNESS as WEB_MARTS_FRESHNESS
 from stock_platform.platform.resources.gcp import BigQueryWarehouseResource, GcsLakeResource
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
-ASSET_KEYS = {
+STOCK_ASSET_KEYS = {
     "raw_stock_prices",
     "clean_stock_prices",
     "stock_raw/daily_prices",
@@ -30,6 +32,22 @@ ASSET_KEYS = {
     "stock_analytics/market_daily_summary",
     "stock_analytics/top_movers_daily",
 }
+WEB_MARTS = {f"web_analytics/{name}" for name in (
+    "dim_date", "dim_time", "dim_page", "dim_user_agent", "dim_referrer",
+    "fct_requests", "fct_sessions", "web_daily_traffic", "web_top_pages_daily",
+)}
+WEB_ASSET_KEYS = {
+    "raw_web_access_logs",
+    "clean_web_access_logs",
+    "web_raw/access_logs",
+    "web_analytics/stg_access_logs",
+    # The days each dimension member occurs on: what keeps a dimension equal to a full refresh.
+    "web_analytics/int_web_page_days",
+    "web_analytics/int_web_user_agent_days",
+    "web_analytics/int_web_referrer_days",
+    *WEB_MARTS,
+}
+DOMAINS = {"stock_prices": STOCK_ASSET_KEYS, "web_traffic": WEB_ASSET_KEYS}
 MARTS = {f"stock_analytics/{name}" for name in
          ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily")}
 GCP = {"STOCK_PLATFORM_ENV": "gcp", "GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3",
@@ -97,13 +115,13 @@ def gcp_defs(setenv) -> dg.Definitions:
 
 def test_the_asset_keys_are_unchanged(local_defs):
     keys = {key.to_user_string() for key in local_defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == ASSET_KEYS
+    assert keys == STOCK_ASSET_KEYS | WEB_ASSET_KEYS
 
 
-def test_every_stock_asset_is_in_the_stock_prices_group(local_defs):
+def test_each_domain_is_one_asset_group(local_defs):
     graph = local_defs.resolve_asset_graph()
     assert {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()} == {
-        key: "stock_prices" for key in ASSET_KEYS}
+        key: domain for domain, keys in DOMAINS.items() for key in keys}
 
 
 def test_the_asset_graph_matches_the_snapshot(local_defs):
@@ -119,7 +137,7 @@ def test_the_asset_graph_matches_the_snapshot(local_defs):
 
 def test_the_local_definitions_load_with_their_resources_schedule_and_sensor(local_defs):
     dg.Definitions.validate_loadable(local_defs)
-    assert set(local_defs.resources) == {"stock_source", "lake", "spark", "warehouse", "dbt"}
+    assert set(local_defs.resources) == {"stock_source", "web_log_source", "lake", "spark", "warehouse", "dbt"}
     assert local_defs.executor is dg.in_process_executor
     schedule = local_defs.resolve_schedule_def("daily_schedule")
     sensor = local_defs.resolve_sensor_def("notify_run_failure")
@@ -144,14 +162,15 @@ def test_the_gcp_definitions_load_with_the_same_graph_and_gcp_resources(gcp_defs
 def test_the_freshness_policy_is_on_the_marts_only(local_defs):
     graph = local_defs.resolve_asset_graph()
     policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
-    assert {key for key, policy in policies.items() if policy is not None} == MARTS
+    assert {key for key, policy in policies.items() if policy is not None} == MARTS | WEB_MARTS
     assert all(policies[key] == MARTS_FRESHNESS for key in MARTS)
+    assert all(policies[key] == WEB_MARTS_FRESHNESS for key in WEB_MARTS)
 
 
 def test_every_step_declares_its_pod_resources_as_op_tags(local_defs):
     # Op tags, not job tags: they apply however the run was launched (UI, schedule, backfill).
     # Every op of the graph: the assets' and the checks' that run as steps of their own.
-    ops = local_defs.resolve_implicit_global_asset_job_def().graph.node_defs
+    ops = [op for domain in DOMAINS for op in domain_job(local_defs, domain).graph.node_defs]
     assert any(op.name.startswith("built_after_its_lookback") for op in ops)
     for op in ops:
         resources = json.loads(op.tags["dagster-k8s/config"])["container_config"]["resources"]

@@ -64,13 +64,15 @@ def test_the_gcp_code_location_loads_offline_with_every_gcp_variable_missing(tmp
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["resources"] == {
         "stock_source": "SyntheticSourceResource",
+        "web_log_source": "SyntheticSiteResource",
         "lake": "GcsLakeResource",
         "spark": "DataprocSparkResource",
         "warehouse": "BigQueryWarehouseResource",
         "dbt": "DbtCliResource",
     }
     assert loaded["dbt_target"] == "prod"
-    assert {"raw_stock_prices", "clean_stock_prices", "stock_raw/daily_prices"} <= set(loaded["assets"])
+    assert {"raw_stock_prices", "clean_stock_prices", "stock_raw/daily_prices", "raw_web_access_logs",
+            "clean_web_access_logs", "web_raw/access_logs"} <= set(loaded["assets"])
 
 
 def test_spark_runs_in_the_step_process_by_default_or_with_executors_on_kubernetes():

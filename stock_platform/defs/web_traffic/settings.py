@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-
 import zoneinfo
 
 from pydantic import Field, SecretStr, field_validator
 
-from stock_platform.platform.settings import DomainSettings, load
+from stock_platform.platform.settings import DomainSettings, SettingsError, load, platform_settings
 
 # The synthetic site's own hosts: its internal referrers.
 SYNTHETIC_SITE_HOSTS = "www.example-shop.kr,example-shop.kr,m.example-shop.kr"
@@ -29,6 +28,9 @@ class WebSettings(DomainSettings):
     # Read where the cleaning runs (a Kubernetes Secret or Secret Manager in gcp): never in
     # run config, job arguments, Spark configuration or metadata.
     ip_salt: SecretStr | None = Field(None, alias="WEB_IP_SALT")
+    # gcp alternative for Spark on Dataproc: a Secret Manager secret version
+    # (projects/P/secrets/S/versions/latest) the Spark driver reads the salt from.
+    ip_salt_secret: str = Field("", alias="WEB_IP_SALT_SECRET")
     site_hosts: str = Field(SYNTHETIC_SITE_HOSTS, alias="WEB_SITE_HOSTS")
     raw_retention_days: int = Field(90, ge=1, alias="WEB_RAW_RETENTION_DAYS")
     raw_dataset: str = Field("web_raw", alias="BQ_WEB_RAW_DATASET")
@@ -50,3 +52,16 @@ class WebSettings(DomainSettings):
 
 def web_settings() -> WebSettings:
     return load(WebSettings)
+
+
+def ip_salt() -> bytes:
+    """The key of visitor ids: WEB_IP_SALT; locally the development salt when it is unset."""
+    settings = web_settings()
+    if settings.ip_salt is not None:
+        return settings.ip_salt.get_secret_value().encode()
+    if platform_settings().env == "local":
+        return DEVELOPMENT_SALT.encode()
+    raise SettingsError(
+        "WEB_IP_SALT is not set; it is required in gcp (from a Kubernetes Secret, or "
+        "WEB_IP_SALT_SECRET naming a Secret Manager secret for Spark on Dataproc)"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
@@ -120,7 +121,10 @@ class DataprocSparkResource(SparkResource):
                     # The job's Python dependencies beyond the image, at the versions Dagster uses.
                     properties={
                         "dataproc:pip.packages": f"dagster-pipes=={dagster_pipes_version},"
-                        f"google-cloud-storage=={storage.__version__}"
+                        f"google-cloud-storage=={storage.__version__},"
+                        # The web cleaning parses user agents in the Python workers.
+                        f"ua-parser=={version('ua-parser')},"
+                        f"ua-parser-builtins=={version('ua-parser-builtins')}"
                     },
                 ),
                 lifecycle_config=dataproc_v1.LifecycleConfig(

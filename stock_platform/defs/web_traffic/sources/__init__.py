@@ -1,0 +1,1 @@
+"""Web access log sources: the log formats and their parser, and the synthetic site."""

@@ -1,0 +1,1 @@
+"""The web cleaning job (pure Spark; also runs on a cluster)."""

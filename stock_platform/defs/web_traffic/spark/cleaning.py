@@ -1,0 +1,148 @@
+"""The web cleaning job: raw log files -> `web_raw.access_logs` rows and rejected lines (Spark).
+
+`clean_logs` is the Spark job the platform's Spark resource runs, in-process or on a cluster
+(platform/spark_job.py). Spark spreads the files over its Python workers; each worker parses
+whole files with sources/access_log.py (line numbers need the whole file, and a .gz file cannot be
+split anyway), then Spark writes clean/ and rejected/ Parquet, one folder per day.
+
+The salt of visitor ids is resolved in the driver and reaches the workers inside the parsing
+function's closure: never in Spark configuration, job arguments or lake objects.
+"""
+
+from __future__ import annotations
+
+import gzip
+import posixpath
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from stock_platform.defs.web_traffic.sources.access_log import COLUMNS, LogParser
+
+PARTITION_COLUMN = "dt"
+_TYPES = {
+    "log_date": T.DateType(), "ts": T.TimestampType(), "status": T.LongType(),
+    "response_bytes": T.LongType(), "is_bot": T.BooleanType(), "line_number": T.LongType(),
+}
+CLEAN_SCHEMA = T.StructType([T.StructField(c, _TYPES.get(c, T.StringType())) for c in COLUMNS])
+# One output for both kinds of line (mapInArrow has one schema): `reason` is NULL on clean rows;
+# rejected lines fill source_file, line_number, reason and line (the bytes as received).
+PARSED_SCHEMA = T.StructType([
+    *CLEAN_SCHEMA.fields,
+    T.StructField("reason", T.StringType()),
+    T.StructField("line", T.BinaryType()),
+    T.StructField(PARTITION_COLUMN, T.StringType(), False),
+])
+BATCH_ROWS = 65_536
+
+
+def salt_from_secret_manager(secret_version: str) -> bytes:
+    """The payload of a Secret Manager secret version, read with the driver's credentials."""
+    import base64
+
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    response = AuthorizedSession(credentials).get(
+        f"https://secretmanager.googleapis.com/v1/{secret_version}:access", timeout=30
+    )
+    if response.status_code != 200:
+        # The status only: the body of an error never carries the payload, but say nothing more.
+        raise RuntimeError(f"could not read the secret {secret_version}: HTTP {response.status_code}")
+    return base64.b64decode(response.json()["payload"]["data"])
+
+
+def resolve_salt(ip_salt_secret: str | None) -> bytes:
+    if ip_salt_secret:
+        return salt_from_secret_manager(ip_salt_secret)
+    from stock_platform.defs.web_traffic.settings import ip_salt
+
+    return ip_salt()
+
+
+def parse_batches(files: dict[str, tuple[str, str]], timezone: str, salt: bytes):
+    """The mapInArrow function: binaryFile rows (path, content) -> parsed rows. `files` maps a
+    file's URI tail (dt=.../v=.../name) to (partition day, source file name)."""
+    import datetime as dt
+
+    arrow_schema = _arrow_schema()
+
+    def parse(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        parser = LogParser(timezone, salt)
+        for batch in batches:
+            for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
+                day_text, name = files[_tail(path)]
+                day = dt.date.fromisoformat(day_text)
+                data = gzip.decompress(content) if name.endswith(".gz") else content
+                parsed = parser.parse(data, name, day)
+                yield from _batches(parsed.rows, parsed.rejected, day_text, arrow_schema)
+
+    return parse
+
+
+def _tail(uri: str) -> str:
+    """dt=.../v=.../name: the same in every URI form (a local path, file:/..., gs://...)."""
+    return "/".join(uri.rstrip("/").split("/")[-3:])
+
+
+def _arrow_schema() -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(PARSED_SCHEMA)
+
+
+def _batches(rows: dict, rejected: dict, day: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    clean_count, rejected_count = len(rows["line_number"]), len(rejected["line_number"])
+    for start in range(0, clean_count, BATCH_ROWS):
+        end = min(start + BATCH_ROWS, clean_count)
+        columns = [pa.array(rows[c][start:end], schema.field(c).type) for c in COLUMNS]
+        n = end - start
+        columns += [pa.nulls(n, pa.string()), pa.nulls(n, pa.binary()), pa.array([day] * n, pa.string())]
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
+    if rejected_count:
+        n = rejected_count
+        columns = [
+            pa.array(rejected[c], schema.field(c).type) if c in ("source_file", "line_number")
+            else pa.nulls(n, schema.field(c).type)
+            for c in COLUMNS
+        ]
+        columns += [pa.array(rejected["reason"], pa.string()), pa.array(rejected["line"], pa.binary()),
+                    pa.array([day] * n, pa.string())]
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def clean_logs(
+    spark: SparkSession,
+    files: list[dict[str, str]],
+    staging_uri: str,
+    timezone: str,
+    ip_salt_secret: str | None = None,
+) -> dict[str, int]:
+    """The Spark job: parse the raw files (`uri`, `partition`, `name` each) into clean/ and
+    rejected/ Parquet under `staging_uri`; returns metadata for the step."""
+    salt = resolve_salt(ip_salt_secret)
+    by_tail = {_tail(f["uri"]): (f["partition"], f["name"]) for f in files}
+    raw = spark.read.format("binaryFile").load([f["uri"] for f in files])
+    parsed = raw.select("path", "content").mapInArrow(parse_batches(by_tail, timezone, salt), PARSED_SCHEMA)
+    # Parsed once, written twice (clean and rejected).
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        clean = parsed.where(F.col("reason").isNull()).select(*COLUMNS, PARTITION_COLUMN)
+        rejected = parsed.where(F.col("reason").isNotNull()).select(
+            "source_file", "line_number", "reason", "line", PARTITION_COLUMN
+        )
+        for frame, folder in ((clean, "clean"), (rejected, "rejected")):
+            (
+                frame.write.mode("overwrite")
+                .option("compression", "zstd")
+                .partitionBy(PARTITION_COLUMN)
+                .parquet(posixpath.join(staging_uri, folder))
+            )
+    finally:
+        parsed.unpersist()
+    return {"spark_files": len(files)}
