@@ -26,7 +26,10 @@ KEY = "bench+Key/0123456789=="
 def ingest(frames, days, args, max_in_flight: int) -> dict:
     with FakeDataGoKr(frames, KEY, latency=tuple(args.latency), max_rps=args.max_rps, seed=1) as api:
         config = DataGoKrConfig(
-            KEY, base_url=api.url, max_rps=args.max_rps, page_size=args.page_size,
+            KEY,
+            base_url=api.url,
+            max_rps=args.max_rps,
+            page_size=args.page_size,
             max_in_flight=max_in_flight,
         )
         started = time.monotonic()
@@ -68,8 +71,7 @@ def main() -> None:
         f"latency {args.latency[0]}-{args.latency[1]} s, MAX_RPS {args.max_rps:g}\n"
         f"{'':12}{'requests':>9}{'wall s':>9}{'max/1s':>8}{'peak':>6}{'429s':>6}\n"
         + "".join(
-            f"{name:12}{r['requests']:>9}{r['wall']:>9.2f}{r['max_1s']:>8}"
-            f"{r['peak_in_flight']:>6}{r['rejected']:>6}\n"
+            f"{name:12}{r['requests']:>9}{r['wall']:>9.2f}{r['max_1s']:>8}{r['peak_in_flight']:>6}{r['rejected']:>6}\n"
             for name, r in (("concurrent", concurrent), ("sequential", sequential))
         )
         + f"\nbound = requests / MAX_RPS = {bound:.2f} s\n"
