@@ -126,6 +126,9 @@ def clean_logs(
     """The Spark job: parse the raw files (`uri`, `partition`, `name` each) into clean/ and
     rejected/ Parquet under `staging_uri`; returns metadata for the step."""
     salt = resolve_salt(ip_salt_secret)
+    # The cache below is written out twice and dropped: compressing it costs CPU and saves
+    # nothing (it spills to disk if need be). 14.9 s -> 12.9 s on five days (500,000 lines).
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     by_tail = {_tail(f["uri"]): (f["partition"], f["name"]) for f in files}
     raw = spark.read.format("binaryFile").load([f["uri"] for f in files])
     parsed = raw.select("path", "content").mapInArrow(parse_batches(by_tail, timezone, salt), PARSED_SCHEMA)
