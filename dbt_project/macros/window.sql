@@ -86,18 +86,18 @@
 {% endmacro %}
 
 
-{#- The day partitions a mart rewrites for a run window on BigQuery (insert_overwrite's static
-    `partitions`): every day of the write window, [min_date, max_date + 364 days], as a date
-    literal, so that a day with no rows any more (re-marked closed) is emptied too. None without
-    both vars: then dbt replaces the days present in the new rows (a full refresh rebuilds all). -#}
-{% macro stock_write_partitions() %}
+{#- The day partitions a run window rewrites on BigQuery (insert_overwrite's static `partitions`):
+    every day of [min_date, max_date + lookahead_days] as a date literal, so that a day with no
+    rows any more (re-marked closed) is emptied too. None without both vars: then dbt replaces the
+    days present in the new rows (a full refresh rebuilds all). -#}
+{% macro window_write_partitions(lookahead_days) %}
   {%- set window = stock_window() -%}
   {%- if not (window.min_date and window.max_date) -%}
     {{ return(none) }}
   {%- endif -%}
   {%- set datetime = modules.datetime -%}
   {%- set first = datetime.date.fromisoformat(window.min_date) -%}
-  {%- set last = datetime.date.fromisoformat(window.max_date) + datetime.timedelta(days=stock_52w_days()) -%}
+  {%- set last = datetime.date.fromisoformat(window.max_date) + datetime.timedelta(days=lookahead_days) -%}
   {%- set days = [] -%}
   {%- for offset in range((last - first).days + 1) -%}
     {%- do days.append("date '" ~ (first + datetime.timedelta(days=offset)).isoformat() ~ "'") -%}

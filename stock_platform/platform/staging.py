@@ -7,12 +7,17 @@ never visible to readers; `collect_abandoned_staging` removes it once that run h
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 import posixpath
 import uuid
+from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow.parquet as pq
 
-from stock_platform.platform.lake import Lake
+from stock_platform.platform.failpoints import failpoint
+from stock_platform.platform.lake import Lake, Manifest, new_version, parquet_rows
 
 STAGING = "_staging"
 
@@ -38,3 +43,69 @@ def collect_abandoned_staging(store: Lake, instance: dg.DagsterInstance) -> list
             store.remove_tree(f"{STAGING}/{name}")
             removed.append(name)
     return removed
+
+
+@dataclass(frozen=True)
+class CleanedDay:
+    """What a cleaning published for one day."""
+
+    status: str  # the raw partition's, e.g. "ok" or "market_closed"
+    clean_rows: int
+    rejected_rows: int
+    reasons: collections.Counter[str]
+
+
+def publish_staged(
+    context: dg.AssetExecutionContext,
+    store: Lake,
+    staging: str,
+    days: list[dt.date],
+    raw: str,
+    clean: str,
+    rejected: str,
+    reason_column: str,
+) -> dict[dt.date, CleanedDay]:
+    """Publish a Spark cleaning's staged output (`<staging>/{clean,rejected}/dt=YYYY-MM-DD/`) as
+    new versions of the `clean` and `rejected` datasets, day by day, then remove the staging
+    folder (and those of killed runs).
+
+    First, every raw row must come out exactly once, clean or rejected (the raw manifest counts
+    them): otherwise nothing is published and the step fails naming the days. Each day keeps its
+    raw partition's status (e.g. market_closed). Returns each day's counts and rejection reasons."""
+    name = context.asset_key.to_user_string()
+    staged = {
+        (day, folder): store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
+        for day in days for folder in ("clean", "rejected")
+    }
+    counts = {key: parquet_rows(store, uris) for key, uris in staged.items()}
+    raw_manifests = {day: store.published(raw, day) for day in days}
+    unbalanced = [
+        f"{day}: raw {raw_manifests[day].rows}, clean {counts[day, 'clean']} + rejected {counts[day, 'rejected']}"
+        for day in days
+        if counts[day, "clean"] + counts[day, "rejected"] != raw_manifests[day].rows
+    ]
+    if unbalanced:
+        store.remove_tree(staging)
+        raise dg.Failure(
+            f"{name} published nothing: the clean and rejected rows do not add up to the raw rows "
+            f"on {'; '.join(unbalanced)}"
+        )
+    published = {}
+    for day in days:
+        version = new_version()
+        reasons: collections.Counter[str] = collections.Counter()
+        for dataset, folder in ((clean, "clean"), (rejected, "rejected")):
+            names = store.adopt(staged[day, folder], dataset, day, version)
+            if folder == "rejected":
+                for file in names:
+                    uri = store.uri(f"{store.partition_dir(dataset, day)}/{file}")
+                    with store.fs.open(uri, "rb") as handle:
+                        reasons.update(pq.read_table(handle, columns=[reason_column]).column(0).to_pylist())
+            # Earlier days are published, this one is adopted into its version but not visible.
+            failpoint(f"{name}.before_publish:{folder}/{day}")
+            store.publish(Manifest(dataset, day, version, names, counts[day, folder], raw_manifests[day].status))
+        published[day] = CleanedDay(raw_manifests[day].status, counts[day, "clean"], counts[day, "rejected"], reasons)
+    store.remove_tree(staging)
+    for folder in collect_abandoned_staging(store, context.instance):
+        context.log.info(f"Removed {STAGING}/{folder}, left behind by a run that was killed")
+    return published

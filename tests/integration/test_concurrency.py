@@ -21,7 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
+from fixtures.dagster_dev import BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, group_asset_keys, make_dev
 from fixtures.lake_reader import LakeReader, lake_problems
 from fixtures.platform import REFERENCE_RANGE, checksums, duplicates, open_instance, rows_lost
 from fixtures.reliability import Outcome, record
@@ -71,7 +71,7 @@ def stop_schedules(port: int) -> None:
 
 def launch_at_once(port: int, ranges) -> list[str]:
     """Launch one backfill per range, all released by one barrier: at the same time."""
-    keys = [node["assetKey"] for node in graphql(port, ASSET_KEYS)["assetNodes"]]
+    keys = group_asset_keys(port, "stock_prices")
     assert len(keys) == 7, keys
     barrier = threading.Barrier(len(ranges))
     results: list = [None] * len(ranges)

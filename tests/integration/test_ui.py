@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, make_dev
+from fixtures.dagster_dev import ASSET_KEYS, BACKFILL_STATUS, LAUNCH_BACKFILL, graphql, group_asset_keys, make_dev
 from fixtures.platform import settings_of
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
@@ -77,8 +77,9 @@ def page(browser, request):
 
 
 def open_asset_graph(page, url: str) -> None:
-    """The global asset lineage, groups collapsed (a fresh browser context)."""
-    page.goto(f"{url}/asset-groups")
+    """The stock_prices domain's asset lineage (its asset group; each domain has its own
+    partitions, so a backfill is launched per group)."""
+    page.goto(f"{url}/locations/stock_platform/asset-groups/stock_prices")
     page.get_by_role("button", name="Materialize all").wait_for()
     # A fresh instance greets with a newsletter dialog; it may appear a moment after the graph.
     skip = page.get_by_role("button", name="Skip")
@@ -95,7 +96,7 @@ def expand_all_groups(page) -> None:
 
 
 def open_materialize_dialog(page):
-    """From the asset graph: "Materialize all" on the whole graph."""
+    """From the domain's asset graph: "Materialize all" on the whole group."""
     page.get_by_role("button", name="Materialize all").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Launch runs to materialize 7 assets").wait_for()
@@ -188,6 +189,18 @@ def assert_warehouse_has_exactly(settings, days: list[dt.date]) -> None:
     assert listings == expected, f"market_daily_summary listings {listings} != {expected}"
 
 
+def test_the_global_lineage_shows_each_domain_as_an_asset_group(server, page):
+    page.goto(f"{server['url']}/asset-groups")
+    page.get_by_text("web_traffic", exact=True).first.wait_for()
+    for group in ("stock_prices", "web_traffic"):
+        assert page.get_by_text(group, exact=True).first.is_visible(), group
+    page.screenshot(path=ARTIFACTS / "ui-global-lineage-domains.png")
+    keys = {tuple(node["assetKey"]["path"]): node["groupName"]
+            for node in graphql(server["port"], ASSET_KEYS)["assetNodes"]}
+    assert keys[("web_analytics", "web_daily_traffic")] == "web_traffic"
+    assert keys[("stock_analytics", "market_daily_summary")] == "stock_prices"
+
+
 def test_ui_materializes_one_partition_of_the_whole_graph(server, page):
     open_asset_graph(page, server["url"])
     expand_all_groups(page)
@@ -278,7 +291,7 @@ def test_ui_backfills_a_range_and_the_mart_partitions_that_look_back_at_it(serve
 def test_graphql_api_backfills_a_range_in_one_run(server):
     first, last = API_BACKFILL
     port = server["port"]
-    keys = [node["assetKey"] for node in graphql(port, ASSET_KEYS)["assetNodes"]]
+    keys = group_asset_keys(port, "stock_prices")
     assert len(keys) == 7, keys
     params = {"partitionsByAssets": [
         {"assetKey": key, "partitions": {"range": {"start": first, "end": last}}} for key in keys

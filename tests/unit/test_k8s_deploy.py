@@ -186,13 +186,14 @@ def test_helm_values_types_and_wiring():
     config_map = manifest("ConfigMap", deployment["envConfigMaps"][0]["name"])["data"]
     assert config_map["STOCK_PLATFORM_ENV"] == "gcp"
     for name in ["GCP_PROJECT", "BQ_LOCATION", "GCS_LAKE_URI", "BQ_RAW_DATASET",
-                 "BQ_ANALYTICS_DATASET", "SPARK_RUNNER", "SPARK_K8S_IMAGE"]:
+                 "BQ_ANALYTICS_DATASET", "SPARK_RUNNER", "SPARK_K8S_IMAGE", "WEB_LOGS_URI",
+                 "BQ_WEB_RAW_DATASET", "BQ_WEB_ANALYTICS_DATASET"]:
         assert config_map.get(name), name
     assert config_map["GCS_LAKE_URI"].startswith("gs://")
     assert all(isinstance(v, str) for v in config_map.values())  # ConfigMap data is strings
     secret = manifest("Secret", deployment["envSecrets"][0]["name"])
-    assert set(secret["stringData"]) == {"DATA_GO_KR_SERVICE_KEY"}
-    assert "DATA_GO_KR_SERVICE_KEY" not in config_map
+    assert set(secret["stringData"]) == {"DATA_GO_KR_SERVICE_KEY", "WEB_IP_SALT"}
+    assert "DATA_GO_KR_SERVICE_KEY" not in config_map and "WEB_IP_SALT" not in config_map
 
     # One Workload Identity service account for every pod, created outside the chart.
     account = VALUES["global"]["serviceAccountName"]

@@ -6,7 +6,9 @@ import gzip
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import gcsfs
 import pytest
+from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 
 from stock_platform.cli import definitions
 from stock_platform.defs.web_traffic import ingestion
@@ -86,6 +88,18 @@ def test_delivered_files_are_stored_byte_for_byte(tmp_path, monkeypatch):
               for f in manifest.details["files"]}
     assert stored == {"web-1.log": plain, "web-2.log.gz": packed}
     assert manifest.rows == 4  # non-empty lines: what the cleaning must account for
+
+
+def test_delivered_files_are_read_from_gcs(gcs_emulator):  # noqa: F811
+    uri = gcs_emulator()
+    fs = gcsfs.GCSFileSystem()
+    plain, packed = b"a line\n", gzip.compress(b"another line\n", mtime=0)
+    fs.pipe({f"{uri}/2024-03-05/web-1.log": plain, f"{uri}/2024-03-05/web-2.log.gz": packed,
+             f"{uri}/2024-03-05/manifest.txt": b"ignored", f"{uri}/2024-03-06/web-1.log": b"next day"})
+    source = LogFilesResource(uri=uri)
+    assert source.day_files(DAY) == {"web-1.log": plain, "web-2.log.gz": packed}
+    assert source.day_files(dt.date(2024, 3, 7)) == {}  # not delivered (yet)
+    assert source.describe(DAY) == f"{uri}/2024-03-05/*.log[.gz]"
 
 
 def test_the_web_schedule_materializes_yesterday_at_0100_in_the_log_zone():

@@ -8,17 +8,15 @@ import time
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
 from stock_platform.defs.stock_prices.partitions import PARTITIONED
 from stock_platform.defs.stock_prices.schema import CLEAN, DAILY_PRICES, RAW, REJECTED
-from stock_platform.platform.failpoints import failpoint
 from stock_platform.platform.k8s import k8s_op_tags
-from stock_platform.platform.lake import Lake, Manifest, new_version, parquet_rows
+from stock_platform.platform.lake import Lake
 from stock_platform.platform.partitions import record_days, run_days
 from stock_platform.platform.resources.interfaces import LakeResource, SparkResource
-from stock_platform.platform.staging import STAGING, collect_abandoned_staging, new_staging
+from stock_platform.platform.staging import new_staging, publish_staged
 
 # The Spark job (spark/transform.py), run in-process or on a cluster by the Spark resource.
 CLEANING_JOB = "stock_platform.defs.stock_prices.spark.transform:clean_pages"
@@ -71,46 +69,13 @@ def clean_stock_prices(
         spark.run(context, CLEANING_JOB, {"pages": pages, "staging_uri": store.uri(staging)})
         context.log.info(f"Spark cleaned {len(pages)} pages in {time.monotonic() - started:.1f} s")
 
-    # Every raw row must come out exactly once, clean or rejected: check before publishing.
-    staged = {
-        (day, folder): store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
-        for day in days for folder in ("clean", "rejected")
+    published = publish_staged(context, store, staging, days, RAW, CLEAN, REJECTED, "reject_reason")
+    stats: dict[dt.date, dict[str, Any]] = {
+        day: {"status": result.status, "dagster/row_count": result.clean_rows,
+              "rejected_rows": result.rejected_rows}
+        for day, result in published.items()
     }
-    counts = {key: parquet_rows(store, files) for key, files in staged.items()}
-    raw = {day: store.published(RAW, day) for day in days}
-    unbalanced = [
-        f"{day}: raw {raw[day].rows}, clean {counts[day, 'clean']} + rejected {counts[day, 'rejected']}"
-        for day in days
-        if counts[day, "clean"] + counts[day, "rejected"] != raw[day].rows
-    ]
-    if unbalanced:
-        store.remove_tree(staging)
-        raise dg.Failure(
-            "clean_stock_prices published nothing: the cleaned rows do not add up to the raw rows "
-            f"on {'; '.join(unbalanced)}"
-        )
-
-    stats: dict[dt.date, dict[str, Any]] = {}
-    reasons: collections.Counter[str] = collections.Counter()
-    for day in days:
-        version = new_version()
-        status = raw[day].status
-        for dataset, folder in ((CLEAN, "clean"), (REJECTED, "rejected")):
-            names = store.adopt(staged[day, folder], dataset, day, version)
-            if folder == "rejected":
-                for name in names:
-                    uri = store.uri(f"{store.partition_dir(dataset, day)}/{name}")
-                    with store.fs.open(uri, "rb") as handle:
-                        reasons.update(pq.read_table(handle, columns=["reject_reason"])
-                                       .column(0).to_pylist())
-            # Earlier days are published, this one is adopted into its version but not visible.
-            failpoint(f"clean_stock_prices.before_publish:{folder}/{day}")
-            store.publish(Manifest(dataset, day, version, names, counts[day, folder], status))
-        stats[day] = {"status": status, "dagster/row_count": counts[day, "clean"],
-                      "rejected_rows": counts[day, "rejected"]}
-    store.remove_tree(staging)
-    for name in collect_abandoned_staging(store, context.instance):
-        context.log.info(f"Removed {STAGING}/{name}, left behind by a run that was killed")
+    reasons: collections.Counter[str] = sum((r.reasons for r in published.values()), collections.Counter())
 
     rows = sum(s["dagster/row_count"] for s in stats.values())
     rejected = sum(s["rejected_rows"] for s in stats.values())

@@ -7,18 +7,16 @@ import time
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from stock_platform.defs.web_traffic.ingestion import raw_web_access_logs
 from stock_platform.defs.web_traffic.partitions import PARTITIONED
 from stock_platform.defs.web_traffic.schema import ACCESS_LOGS, CLEAN, RAW, REJECT_REASONS, REJECTED
 from stock_platform.defs.web_traffic.settings import web_settings
-from stock_platform.platform.failpoints import failpoint
 from stock_platform.platform.k8s import k8s_op_tags
-from stock_platform.platform.lake import Lake, Manifest, new_version, parquet_rows
+from stock_platform.platform.lake import Lake
 from stock_platform.platform.partitions import record_days, run_days
 from stock_platform.platform.resources.interfaces import LakeResource, SparkResource
-from stock_platform.platform.staging import STAGING, collect_abandoned_staging, new_staging
+from stock_platform.platform.staging import new_staging, publish_staged
 
 # The Spark job (spark/cleaning.py), run in-process or on a cluster by the Spark resource.
 CLEANING_JOB = "stock_platform.defs.web_traffic.spark.cleaning:clean_logs"
@@ -42,14 +40,6 @@ def raw_files(lake: Lake, days: list[dt.date]) -> list[dict[str, str]]:
             f"(no manifest under {lake.uri(RAW)}); materialize it first"
         )
     return files
-
-
-def rejected_reasons(lake: Lake, uris: list[str]) -> collections.Counter[str]:
-    reasons: collections.Counter[str] = collections.Counter()
-    for uri in uris:
-        with lake.fs.open(uri, "rb") as handle:
-            reasons.update(pq.read_table(handle, columns=["reason"]).column(0).to_pylist())
-    return reasons
 
 
 @dg.asset(
@@ -85,44 +75,13 @@ def clean_web_access_logs(
     seconds = time.monotonic() - started
     context.log.info(f"Spark parsed {len(files)} files in {seconds:.1f} s")
 
-    # Every non-empty raw line must come out exactly once, clean or rejected: check first.
-    staged = {
-        (day, folder): store.fs.glob(store.uri(f"{staging}/{folder}/dt={day.isoformat()}/*.parquet"))
-        for day in days for folder in ("clean", "rejected")
+    published = publish_staged(context, store, staging, days, RAW, CLEAN, REJECTED, "reason")
+    stats: dict[dt.date, dict[str, Any]] = {
+        day: {"dagster/row_count": result.clean_rows, "rejected_lines": result.rejected_rows,
+              "rejected_by_reason": dg.MetadataValue.json(dict(sorted(result.reasons.items())))}
+        for day, result in published.items()
     }
-    counts = {key: parquet_rows(store, uris) for key, uris in staged.items()}
-    raw = {day: store.published(RAW, day) for day in days}
-    unbalanced = [
-        f"{day}: raw {raw[day].rows} lines, clean {counts[day, 'clean']} + rejected {counts[day, 'rejected']}"
-        for day in days
-        if counts[day, "clean"] + counts[day, "rejected"] != raw[day].rows
-    ]
-    if unbalanced:
-        store.remove_tree(staging)
-        raise dg.Failure(
-            "clean_web_access_logs published nothing: the parsed lines do not add up to the raw "
-            f"lines on {'; '.join(unbalanced)}"
-        )
-
-    stats: dict[dt.date, dict[str, Any]] = {}
-    total_reasons: collections.Counter[str] = collections.Counter()
-    for day in days:
-        version = new_version()
-        reasons: collections.Counter[str] = collections.Counter()
-        for dataset, folder in ((CLEAN, "clean"), (REJECTED, "rejected")):
-            names = store.adopt(staged[day, folder], dataset, day, version)
-            if folder == "rejected":
-                base = store.partition_dir(dataset, day)
-                reasons = rejected_reasons(store, [store.uri(f"{base}/{name}") for name in names])
-            failpoint(f"clean_web_access_logs.before_publish:{folder}/{day}")
-            store.publish(Manifest(dataset, day, version, names, counts[day, folder], "ok",
-                                   {"reasons": dict(reasons)} if folder == "rejected" else {}))
-        total_reasons.update(reasons)
-        stats[day] = {"dagster/row_count": counts[day, "clean"], "rejected_lines": counts[day, "rejected"],
-                      "rejected_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items())))}
-    store.remove_tree(staging)
-    for name in collect_abandoned_staging(store, context.instance):
-        context.log.info(f"Removed {STAGING}/{name}, left behind by a run that was killed")
+    total_reasons: collections.Counter[str] = sum((r.reasons for r in published.values()), collections.Counter())
 
     rows = sum(s["dagster/row_count"] for s in stats.values())
     rejected = sum(s["rejected_lines"] for s in stats.values())

@@ -6,7 +6,7 @@ from stock_platform.defs.web_traffic.cleaning import clean_web_access_logs
 from stock_platform.defs.web_traffic.partitions import PARTITIONED
 from stock_platform.defs.web_traffic.schema import ACCESS_LOGS, CLEAN
 from stock_platform.platform.k8s import k8s_op_tags
-from stock_platform.platform.partitions import record_days, run_days
+from stock_platform.platform.loads import load_clean_partitions
 from stock_platform.platform.resources.interfaces import LakeResource, WarehouseResource
 
 KEY = dg.AssetKey(["web_raw", "access_logs"])
@@ -34,43 +34,21 @@ CLIENT_PREFIX_RULE = "client_prefix LIKE '%/24' OR client_prefix LIKE '%/48'"
 def access_logs(
     context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    store = lake.get()
-    days = run_days(context)
-    read = {day: store.manifest(CLEAN, day) for day in days}
-    missing = [day.isoformat() for day, manifest in read.items() if manifest is None]
-    if missing:
-        raise dg.Failure(
-            f"clean_web_access_logs is not materialized for {', '.join(missing)}; materialize it first"
-        )
-    manifests = {day: manifest for day, manifest in read.items() if manifest is not None}
-    files_by_day = {day: store.version_files(CLEAN, day, manifest) for day, manifest in manifests.items()}
-    expected = sum(manifest.rows for manifest in manifests.values())
-
-    inserted = warehouse.replace_partitions(ACCESS_LOGS, files_by_day)
-    stats = warehouse.partition_stats(
-        ACCESS_LOGS, days[0], days[-1], {"bad_prefixes": CLIENT_PREFIX_RULE}
+    loaded = load_clean_partitions(
+        context, lake.get(), warehouse, ACCESS_LOGS, CLEAN, {"bad_prefixes": CLIENT_PREFIX_RULE}
     )
-    per_day = warehouse.rows_by_partition(ACCESS_LOGS, days[0], days[-1])
-    record_days(context, {day: {"dagster/row_count": per_day.get(day, 0)} for day in days})
-    table_name = warehouse.table_name(ACCESS_LOGS)
-    context.log.info(f"Replaced {days[0]}..{days[-1]} in {table_name}: {inserted} rows")
     return dg.MaterializeResult(
-        metadata={
-            "dagster/table_name": table_name,
-            "dagster/column_schema": ACCESS_LOGS.table_schema(),
-            "first_day": days[0].isoformat(),
-            "last_day": days[-1].isoformat(),
-        },
+        metadata=loaded.metadata(ACCESS_LOGS),
         check_results=[
             dg.AssetCheckResult(
                 check_name="row_count_matches_clean",
-                passed=stats["rows"] == expected,
-                metadata={"warehouse_rows": stats["rows"], "clean_rows": expected},
+                passed=loaded.stats["rows"] == loaded.clean_rows,
+                metadata={"warehouse_rows": loaded.stats["rows"], "clean_rows": loaded.clean_rows},
             ),
             dg.AssetCheckResult(
                 check_name="client_prefix_is_a_network",
-                passed=stats["bad_prefixes"] == 0,
-                metadata={"rows_with_another_value": stats["bad_prefixes"]},
+                passed=loaded.stats["bad_prefixes"] == 0,
+                metadata={"rows_with_another_value": loaded.stats["bad_prefixes"]},
             ),
         ],
     )
