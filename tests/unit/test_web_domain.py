@@ -131,3 +131,36 @@ def test_an_unknown_time_zone_is_refused_naming_the_variable(setenv):
     setenv(WEB_LOGS_TIMEZONE="Mars/Olympus")
     with pytest.raises(SettingsError, match=r"WEB_LOGS_TIMEZONE='Mars/Olympus'.*IANA time zone"):
         web_settings()
+
+
+class FakeResponse:
+    def __init__(self, status_code: int, payload: dict):
+        self.status_code, self._payload = status_code, payload
+
+    def json(self) -> dict:
+        return self._payload
+
+
+def test_the_dataproc_driver_reads_the_salt_from_secret_manager(monkeypatch):
+    """Secret Manager cannot run here: what is asked of it, and what comes of its answers."""
+    import base64
+
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.transport.requests import AuthorizedSession
+
+    from stock_platform.defs.web_traffic.spark.cleaning import resolve_salt
+
+    asked = []
+    answers = iter([
+        FakeResponse(200, {"payload": {"data": base64.b64encode(b"s3cret-salt").decode()}}),
+        FakeResponse(403, {"error": {"message": "Permission denied on secret s3cret-salt"}}),
+    ])
+    monkeypatch.setattr(google.auth, "default", lambda scopes: (AnonymousCredentials(), "p"))
+    monkeypatch.setattr(AuthorizedSession, "get", lambda self, url, timeout: asked.append(url) or next(answers))
+    version = "projects/p/secrets/web-ip-salt/versions/latest"
+    assert resolve_salt(version) == b"s3cret-salt"
+    assert asked == [f"https://secretmanager.googleapis.com/v1/{version}:access"]
+    with pytest.raises(RuntimeError, match=r"could not read the secret .*web-ip-salt.*: HTTP 403") as failure:
+        resolve_salt(version)
+    assert "s3cret" not in str(failure.value)
