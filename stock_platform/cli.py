@@ -119,7 +119,7 @@ def plan_runs(
             raise UsageError(f"no partition of {what} between {first} and {last}")
         runs.append(RangeRun([spec.key for spec in members], groups, chosen[0], chosen[-1],
                              len(chosen), notes))
-    return runs
+    return sorted(runs, key=lambda run: run.groups)  # the same order every time: by domain
 
 
 def select_specs(defs: Any, domain: str | None) -> list[Any]:
