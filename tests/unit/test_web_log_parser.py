@@ -31,9 +31,7 @@ AGENTS = [
 
 def production(data: bytes, name: str, day: dt.date, zone: str):
     parsed = LogParser(zone, SALT).parse(data, name, day)
-    rows = [dict(zip(parsed.rows, values)) for values in zip(*parsed.rows.values())]
-    rejected = [dict(zip(parsed.rejected, values)) for values in zip(*parsed.rejected.values())]
-    return rows, rejected
+    return parsed.rows.to_pylist(), parsed.rejected.to_pylist()
 
 
 def assert_same(data: bytes, name: str, day: dt.date, zone: str) -> None:
@@ -153,3 +151,28 @@ def test_the_synthetic_sites_files(day):
     site = SyntheticSite(5, 4_000, "Asia/Seoul", ["www.example-shop.kr", "m.example-shop.kr"])
     for name, data in site.day_files(day).items():
         assert_same(gzip.decompress(data) if name.endswith(".gz") else data, name, day, "Asia/Seoul")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.integers(1600, 2400), st.sampled_from([1700, 1900, 2000, 2023, 2024, 2100])),
+    st.one_of(st.just(2), st.integers(0, 13)),
+    st.one_of(st.integers(28, 31), st.integers(0, 32)),
+    st.integers(0, 24 * 3600 - 1), offsets, st.booleans(), st.sampled_from(ZONES),
+)
+def test_dates_across_the_calendar(year, month, day, second, minutes, legacy, zone):
+    """Leap years, month lengths and impossible dates over four centuries: the line of each date is
+    read on its own day (or rejected with the same reason) as the reference reading says."""
+    clock = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    if legacy:
+        stamp, tail = f"{year:04d}-{month:02d}-{day:02d} {clock}", ' "curl/8.4.0"'
+    else:
+        name = MONTHS[month - 1] if 1 <= month <= 12 else "Foo"
+        sign = "-" if minutes < 0 else "+"
+        stamp, tail = f"{day:02d}/{name}/{year:04d}:{clock} {sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}", ""
+    try:
+        partition = dt.date(year, month, day)
+    except ValueError:
+        partition = DAY
+    line = f'203.0.113.7 - - [{stamp}] "GET / HTTP/1.1" 200 5{tail}'
+    assert_same(line.encode(), "web-1.log", partition, zone)
