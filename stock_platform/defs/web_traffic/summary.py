@@ -8,16 +8,13 @@ import datetime as dt
 import duckdb
 
 from stock_platform.defs.web_traffic.settings import web_settings
+from stock_platform.platform.warehouse.duckdb import base_tables
 
 
 def summary(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> list[str]:
     settings = web_settings()
     raw, analytics = settings.raw_dataset, settings.analytics_dataset
-    tables = con.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_schema IN (?, ?) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
-        [raw, analytics],
-    ).fetchall()
+    tables = base_tables(con, raw, analytics)
     lines = [f"{'table':45} {'rows':>10}"]
     for schema, table in tables:
         rows = con.execute(f"SELECT count(*) FROM {schema}.{table}").fetchall()[0][0]

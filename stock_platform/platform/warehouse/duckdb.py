@@ -18,6 +18,15 @@ def _is_lock_conflict(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
+def base_tables(con: duckdb.DuckDBPyConnection, *schemas: str) -> list[tuple[str, str]]:
+    """(schema, table) of the tables (not views) in `schemas`, in name order."""
+    return con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        f"WHERE table_schema IN ({', '.join('?' for _ in schemas)}) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
+        list(schemas),
+    ).fetchall()
+
+
 def create_table_sql(table: WarehouseTable) -> str:
     columns = ",\n  ".join(f'"{c.name}" {c.duckdb_type}' for c in table.columns)
     # No PRIMARY KEY: uniqueness is kept by the load (delete + insert of whole partitions) and
