@@ -100,17 +100,21 @@ def _arrow_schema() -> pa.Schema:
 
 
 def _batches(parsed: ParsedFile, day: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """The file's rows, then its rejected lines, as batches of PARSED_SCHEMA (a column that one
-    kind of line lacks is NULL)."""
+    """The file's rows, then its rejected lines, as batches of PARSED_SCHEMA."""
     for table in (parsed.rows, parsed.rejected):
-        n = table.num_rows
-        if n:
-            columns = [
-                table[name] if name in table.column_names else pa.chunked_array([pa.nulls(n, schema.field(name).type)])
-                for name in schema.names[:-1]
-            ]
-            columns.append(pa.chunked_array([pa.array([day] * n, pa.string())]))
+        if table.num_rows:
+            columns = [_column(table, name, day, schema) for name in schema.names]
             yield from pa.Table.from_arrays(columns, names=schema.names).cast(schema).to_batches(BATCH_ROWS)
+
+
+def _column(table: pa.Table, name: str, day: str, schema: pa.Schema) -> pa.ChunkedArray:
+    """A column of PARSED_SCHEMA for the lines of `table`: the day, the table's own, or NULL (the
+    columns that one kind of line lacks)."""
+    if name == PARTITION_COLUMN:
+        return pa.chunked_array([pa.array([day] * table.num_rows, pa.string())])
+    if name in table.column_names:
+        return table[name]
+    return pa.chunked_array([pa.nulls(table.num_rows, schema.field(name).type)])
 
 
 def clean_logs(
