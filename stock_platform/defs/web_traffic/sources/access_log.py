@@ -70,7 +70,6 @@ COLUMNS = (
     "status", "response_bytes", "referrer", "user_agent", "browser_family", "browser_major",
     "os_family", "device_family", "is_bot", "source_file", "line_number",
 )
-REJECTED_COLUMNS = ("source_file", "line_number", "reason", "line")
 REASONS = (
     "invalid_utf8", "unparseable_line", "bad_client", "bad_timestamp", "bad_status", "bad_size",
     "outside_partition_day",
@@ -230,21 +229,24 @@ class LogParser:
         return offsets
 
     def _utc_offset(self, block: int) -> int:
-        """The zone's UTC offset (seconds) during the 15-minute block `block` of UTC time."""
-        def ask(_: int) -> int:
-            instant = dt.datetime.fromtimestamp(block * 900, self.zone)
-            return int(instant.utcoffset().total_seconds())  # type: ignore[union-attr]
-
-        return _cached(self._offsets, block, _outside_zone_rules(ask))
+        return _cached(self._offsets, block, lambda b: _zone_offset(self.zone, b, wall_clock=False))
 
     def _wall_offset(self, block: int) -> int:
-        """The zone's UTC offset during the 15-minute block `block` of wall-clock time (where a
-        change of offset skips or repeats wall times, the offset before it, as Python reads them)."""
-        def ask(_: int) -> int:
-            wall = (_EPOCH + dt.timedelta(seconds=block * 900)).replace(tzinfo=self.zone)
-            return int(wall.utcoffset().total_seconds())  # type: ignore[union-attr]
+        return _cached(self._wall_offsets, block, lambda b: _zone_offset(self.zone, b, wall_clock=True))
 
-        return _cached(self._wall_offsets, block, _outside_zone_rules(ask))
+
+def _zone_offset(zone: ZoneInfo, block: int, wall_clock: bool) -> int:
+    """The zone's UTC offset (seconds) during the 15-minute block `block` of UTC time, or of
+    wall-clock time (where a change of offset skips or repeats wall times, the offset before it,
+    as Python reads them); _INVALID for years the zone's arithmetic cannot reach."""
+    try:
+        if wall_clock:
+            instant = (_EPOCH + dt.timedelta(seconds=block * 900)).replace(tzinfo=zone)
+        else:
+            instant = dt.datetime.fromtimestamp(block * 900, zone)
+        return int(instant.utcoffset().total_seconds())  # type: ignore[union-attr]
+    except (OverflowError, ValueError, OSError):
+        return int(_INVALID)
 
 
 def _lines(data: bytes) -> tuple[np.ndarray, pa.Array]:
@@ -310,16 +312,6 @@ def _days_since_epoch(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> n
     day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     return era * 146097 + day_of_era - 719468
-
-
-def _outside_zone_rules(ask: Callable[[int], int]) -> Callable[[int], int]:
-    def offset(block: int) -> int:
-        try:
-            return ask(block)
-        except (OverflowError, ValueError, OSError):  # years the zone's arithmetic cannot reach
-            return int(_INVALID)
-
-    return offset
 
 
 def _cached(cache: dict[K, V], key: K, compute: Callable[[K], V]) -> V:
