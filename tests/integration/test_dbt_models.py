@@ -37,8 +37,9 @@ from stock_platform.platform.warehouse.duckdb import create_table_sql
 
 RAW = DAILY_PRICES.dataset
 ANALYTICS = "stock_analytics"
-MARTS = ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily")
-LOOKBACK_DAYS = {"fct_daily_stock_metrics": 364, "market_daily_summary": 364, "top_movers_daily": 0}
+MARTS = ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily", "fct_stock_features")
+LOOKBACK_DAYS = {"fct_daily_stock_metrics": 364, "market_daily_summary": 364, "top_movers_daily": 0,
+                 "fct_stock_features": 364}
 
 # Contract columns (ARCHITECTURE.md, "dbt summary tables"), in order, and each mart's grain.
 COLUMNS = {
@@ -54,11 +55,16 @@ COLUMNS = {
         "trade_date", "market", "direction", "rank", "ticker", "name", "change_pct", "close",
         "volume",
     ],
+    "fct_stock_features": [
+        "trade_date", "ticker", "market", "close", "return_1d", "return_5d", "return_20d",
+        "volatility_20", "volume_ratio_20", "ma_ratio_5_20", "pct_from_52w_high",
+    ],
 }
 KEYS = {
     "fct_daily_stock_metrics": ["trade_date", "ticker"],
     "market_daily_summary": ["trade_date", "market"],
     "top_movers_daily": ["trade_date", "market", "direction", "rank"],
+    "fct_stock_features": ["trade_date", "ticker"],
 }
 FLOATS = {
     "fct_daily_stock_metrics": [
@@ -66,6 +72,10 @@ FLOATS = {
     ],
     "market_daily_summary": ["cap_weighted_return"],
     "top_movers_daily": ["change_pct"],
+    "fct_stock_features": [
+        "return_1d", "return_5d", "return_20d", "volatility_20", "volume_ratio_20",
+        "ma_ratio_5_20", "pct_from_52w_high",
+    ],
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +245,16 @@ def reference_marts(source: pd.DataFrame) -> dict[str, pd.DataFrame]:
         highs, lows = g["high"].to_numpy(), g["low"].to_numpy()
         g["high_52w"] = [highs[start[i] : i + 1].max() for i in range(n)]
         g["low_52w"] = [lows[start[i] : i + 1].min() for i in range(n)]
+        # Features: the close N sessions earlier, the mean volume of the 20 sessions before.
+        for sessions_ in (5, 20):
+            earlier = np.full(n, np.nan)
+            earlier[sessions_:] = close[:-sessions_]
+            g[f"return_{sessions_}d"] = close / earlier - 1
+        volume = g["volume"].to_numpy(dtype=float)
+        mean_before = np.full(n, np.nan)
+        if n > 20:
+            mean_before[20:] = windows(volume, 20)[:-1].mean(axis=1)
+        g["volume_ratio_20"] = volume / np.where(mean_before == 0, np.nan, mean_before)
         parts.append(g)
     enriched = pd.concat(parts, ignore_index=True)
     fct = enriched[COLUMNS["fct_daily_stock_metrics"]]
@@ -264,7 +284,13 @@ def reference_marts(source: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ranked["rank"] = ranked.groupby(["trade_date", "market"]).cumcount() + 1
         movers.append(ranked[ranked["rank"] <= 10].assign(direction=direction))
     movers = pd.concat(movers, ignore_index=True)
+    features = enriched.assign(
+        return_1d=enriched["daily_return"],
+        ma_ratio_5_20=enriched["ma_5"] / enriched["ma_20"] - 1,
+        pct_from_52w_high=enriched["close"] / enriched["high_52w"] - 1,
+    )
     return {
+        "fct_stock_features": normalize("fct_stock_features", features),
         "fct_daily_stock_metrics": normalize("fct_daily_stock_metrics", fct),
         "market_daily_summary": normalize("market_daily_summary", summary),
         "top_movers_daily": normalize("top_movers_daily", movers),
@@ -533,6 +559,25 @@ def test_fct_null_patterns_and_52_week_boundary(source, full_refresh):
     lows = source[source["ticker"] == DIP_TICKER].set_index("trade_date")["low"]
     low_52w = fct[fct["ticker"] == DIP_TICKER].set_index("trade_date")["low_52w"]
     assert low_52w[w3.isoformat()] == lows[w3 - dt.timedelta(days=364)]
+
+
+def test_features_use_only_earlier_sessions(source, full_refresh):
+    """Spot checks of fct_stock_features against the source rows by hand: each value reads the
+    ticker's sessions up to its own day only, and is NULL until enough of them exist."""
+    features = full_refresh["fct_stock_features"]
+    assert len(features) == len(full_refresh["fct_daily_stock_metrics"])
+    session = features.groupby("ticker").cumcount()  # 0 on a ticker's first row
+    assert (features["return_5d"].isna() == (session < 5)).all()
+    assert (features["return_20d"].isna() == (session < 20)).all()
+    assert (features["volume_ratio_20"].isna() == (session < 20)).all()
+    rows = source[source["ticker"] == SPIKE_TICKER].sort_values("trade_date").reset_index(drop=True)
+    mine = features[features["ticker"] == SPIKE_TICKER].reset_index(drop=True)
+    at = 100
+    assert mine.loc[at, "trade_date"] == rows.loc[at, "trade_date"].isoformat()
+    assert mine.loc[at, "return_5d"] == pytest.approx(rows.loc[at, "close"] / rows.loc[at - 5, "close"] - 1)
+    assert mine.loc[at, "return_20d"] == pytest.approx(rows.loc[at, "close"] / rows.loc[at - 20, "close"] - 1)
+    previous_20 = rows.loc[at - 20 : at - 1, "volume"].mean()  # today excluded
+    assert mine.loc[at, "volume_ratio_20"] == pytest.approx(rows.loc[at, "volume"] / previous_20)
 
 
 def test_incremental_windows_equal_full_refresh(full_refresh, builds):

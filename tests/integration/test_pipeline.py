@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fixtures.platform import (
+    MARTS,
     assert_marts_equal_a_full_refresh,
     checksums,
     domain_job,
@@ -141,7 +142,7 @@ def test_materializations_carry_metadata(platform):
         "trade_date", "ticker", "isin"]
     warehouse = latest(["stock_raw", "daily_prices"])
     assert warehouse["dagster/table_name"].value == "stock_raw.daily_prices"
-    for mart in ["fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily"]:
+    for mart in MARTS:
         metadata = latest(["stock_analytics", mart])  # from the daily run
         assert metadata["dagster/row_count"].value > 0, mart
         assert "dagster/column_schema" in metadata, mart

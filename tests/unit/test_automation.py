@@ -79,7 +79,7 @@ def test_schedule_ticks_at_1430_kst_on_weekdays_for_the_whole_domain():
     graph = defs.resolve_asset_graph()
     stock = {key for key in graph.materializable_asset_keys if graph.get(key).group_name == "stock_prices"}
     assert job.asset_layer.executable_asset_keys == stock
-    assert len(stock) == 7
+    assert len(stock) == 8
 
 
 # --- not published yet --------------------------------------------------------------------------

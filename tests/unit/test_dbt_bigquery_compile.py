@@ -27,9 +27,10 @@ from stock_platform.platform.resources import dbt_executable
 
 MIN_DATE, MAX_DATE = "2024-04-08", "2024-04-12"
 # Days each mart reads before the window (the Dagster lookback of the marts, LOOKBACK).
-MARTS = {"fct_daily_stock_metrics": LOOKBACK.days, "market_daily_summary": LOOKBACK.days, "top_movers_daily": 0}
+MARTS = {"fct_daily_stock_metrics": LOOKBACK.days, "market_daily_summary": LOOKBACK.days, "top_movers_daily": 0,
+         "fct_stock_features": LOOKBACK.days}
 CLUSTER_BY = {"fct_daily_stock_metrics": ["market", "ticker"], "market_daily_summary": ["market"],
-              "top_movers_daily": ["market", "direction"]}
+              "top_movers_daily": ["market", "direction"], "fct_stock_features": ["market", "ticker"]}
 # Datasets other than the defaults: the relations must come from these variables.
 ENV = {"GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3",
        "BQ_ANALYTICS_DATASET": "analytics_test", "BQ_RAW_DATASET": "raw_test"}
