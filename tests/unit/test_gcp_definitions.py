@@ -69,6 +69,7 @@ def test_the_gcp_code_location_loads_offline_with_every_gcp_variable_missing(tmp
         "spark": "DataprocSparkResource",
         "warehouse": "BigQueryWarehouseResource",
         "dbt": "DbtCliResource",
+        "serving_db": "ServingDatabaseResource",
     }
     assert loaded["dbt_target"] == "prod"
     assert {"raw_stock_prices", "clean_stock_prices", "stock_raw/daily_prices", "raw_web_access_logs",

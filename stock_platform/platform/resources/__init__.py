@@ -16,6 +16,7 @@ from dagster_dbt import DbtCliResource
 from stock_platform.platform.dbt import DBT_PROJECT_DIR
 from stock_platform.platform.resources.interfaces import LakeResource
 from stock_platform.platform.resources.local import DuckDBWarehouseResource, InProcessSparkResource
+from stock_platform.platform.serving import ServingDatabaseResource
 from stock_platform.platform.settings import PlatformSettings
 from stock_platform.platform.spark import SparkSessionResource, local_spark_config
 
@@ -51,6 +52,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), target="local", dbt_executable=dbt_executable()
         ),
+        "serving_db": ServingDatabaseResource(),
     }
 
 
@@ -87,4 +89,8 @@ def _gcp_resources(settings: PlatformSettings) -> dict[str, Any]:
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), target="prod", dbt_executable=dbt_executable()
         ),
+        # Cloud SQL (SERVING_CLOUDSQL_INSTANCE, IAM database authentication) or SERVING_DATABASE_URL.
+        "serving_db": gcp.CloudSqlServingDatabaseResource(instance=settings.serving_cloudsql_instance)
+        if settings.serving_cloudsql_instance
+        else ServingDatabaseResource(),
     }

@@ -16,13 +16,18 @@ from typing import Any
 
 import dagster as dg
 import fsspec
+import psycopg
+import pyarrow as pa
 from dagster_gcp import BigQueryResource
 from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
 from dagster_pipes.version import __version__ as dagster_pipes_version
 from google.cloud import dataproc_v1, storage
+from pydantic import PrivateAttr
 
 from stock_platform.platform.k8s import kubernetes_spark_config
 from stock_platform.platform.resources.interfaces import LakeResource, SparkResource, WarehouseResource
+from stock_platform.platform.serving import DATABASE as SERVING_DATABASE
+from stock_platform.platform.serving import ServingDatabaseResource
 from stock_platform.platform.settings import SettingsError, platform_settings, require_value
 from stock_platform.platform.spark import SESSION_CONFIG, SparkSessionResource, require_java, start_session
 from stock_platform.platform.warehouse import WarehouseTable
@@ -72,6 +77,10 @@ class BigQueryWarehouseResource(WarehouseResource):
     def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
         with self.bigquery.get_client() as client:
             return BigQueryWarehouse(client, table).rows_by_partition(first, last)
+
+    def read_range(self, table: WarehouseTable, first: dt.date, last: dt.date) -> pa.Table:
+        with self.bigquery.get_client() as client:
+            return BigQueryWarehouse(client, table).read_range(first, last)
 
     def table_name(self, table: WarehouseTable) -> str:
         return f"{self.bigquery.project}.{table.qualified_name}"
@@ -185,3 +194,42 @@ class DataprocSparkResource(SparkResource):
             clusters.delete_cluster(
                 project_id=self.project, region=self.region, cluster_name=name
             ).result()
+
+
+class CloudSqlServingDatabaseResource(ServingDatabaseResource):
+    """The serving database on Cloud SQL for PostgreSQL, through the Cloud SQL Python Connector
+    with IAM database authentication: the step's service account (Workload Identity) is the
+    database user, and no password exists anywhere. Private IP: the cluster's VPC reaches it."""
+
+    instance: str  # project:region:instance (SERVING_CLOUDSQL_INSTANCE)
+    _connector: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from google.cloud.sql.connector import Connector, IPTypes
+
+        self._connector = Connector(ip_type=IPTypes.PRIVATE, enable_iam_auth=True, refresh_strategy="lazy")
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._connector is not None:
+            self._connector.close()
+
+    def connect(self) -> psycopg.Connection:
+        return self._connector.connect(self.instance, "psycopg", user=iam_database_user(), db=SERVING_DATABASE)
+
+
+def iam_database_user() -> str:
+    """The IAM database user of the application default credentials: the service account's
+    email (the connector shortens it to the PostgreSQL user name Cloud SQL created)."""
+    import google.auth
+    from google.auth.transport.requests import Request
+
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/sqlservice.login"])
+    if not credentials.valid:
+        credentials.refresh(Request())  # a GKE metadata server names the account once asked
+    email = getattr(credentials, "service_account_email", None)
+    if not email or email == "default":
+        raise SettingsError(
+            "SERVING_CLOUDSQL_INSTANCE needs a service account identity (Workload Identity) as its "
+            "IAM database user; the application default credentials name none"
+        )
+    return email

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from stock_platform.platform.lake import Lake
 from stock_platform.platform.spark_job import load_job as load_job
@@ -41,6 +42,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
         """Rows per day in [first, last] (days without rows are absent)."""
+        raise NotImplementedError
+
+    def read_range(self, table: WarehouseTable, first: dt.date, last: dt.date) -> pa.Table:
+        """The rows of `table` (its columns) with partition_column in [first, last]."""
         raise NotImplementedError
 
     def table_name(self, table: WarehouseTable) -> str:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from stock_platform.platform.resources.interfaces import SparkResource, WarehouseResource, load_job
 from stock_platform.platform.spark import SparkSessionResource
@@ -26,6 +27,9 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     def rows_by_partition(self, table: WarehouseTable, first: dt.date, last: dt.date) -> dict[dt.date, int]:
         return DuckDBWarehouse(self.path).rows_by_partition(table, first, last)
+
+    def read_range(self, table: WarehouseTable, first: dt.date, last: dt.date) -> pa.Table:
+        return DuckDBWarehouse(self.path).read_range(table, first, last)
 
     def table_name(self, table: WarehouseTable) -> str:
         return table.qualified_name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 
+import pyarrow as pa
 from google.cloud import bigquery
 
 from stock_platform.platform.warehouse import WarehouseTable
@@ -108,6 +109,15 @@ class BigQueryWarehouse:
             last,
         )
         return {row["day"]: row["row_count"] for row in job.result()}
+
+    def read_range(self, first: dt.date, last: dt.date) -> pa.Table:
+        columns = ", ".join(self.table.column_names)
+        job = self._query_range(
+            f"SELECT {columns} FROM `{self.table_id}` WHERE {self.table.partition_column} BETWEEN @first AND @last",
+            first,
+            last,
+        )
+        return job.to_arrow()
 
     def _query_range(self, sql: str, first: dt.date, last: dt.date) -> bigquery.QueryJob:
         """`sql` with its @first and @last DATE parameters."""

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import tenacity
 
 from stock_platform.platform.failpoints import failpoint
@@ -121,3 +122,11 @@ class DuckDBWarehouse:
                 [first, last],
             ).fetchall()
         return dict(rows)
+
+    def read_range(self, table: WarehouseTable, first: dt.date, last: dt.date) -> pa.Table:
+        columns = ", ".join(table.column_names)
+        with self.connect() as con:
+            return con.sql(
+                f"SELECT {columns} FROM {table.qualified_name} WHERE {table.partition_column} BETWEEN ? AND ?",
+                params=[first, last],
+            ).to_arrow_table()
