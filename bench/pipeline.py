@@ -8,10 +8,11 @@ starts them, each in a fresh data dir.
     (e) a ten-year single-run backfill              wall, peak memory, time per step
     (w) web_traffic: a 30-day single-run backfill   wall, peak memory, time per step, and its Spark
         cleaning step against DuckDB parsing the same raw files with a regular expression (web.py)
+    (s) serving: p50/p99 of stock_latest lookups and one-year histories in PostgreSQL (serving.py)
 
 Writes bench/results/benchmark.json, REPORT.md and wall_time.png; prints the table.
 
-    .venv/bin/python bench/pipeline.py [--repeat 3] [--quick] [--only abcde,web]
+    .venv/bin/python bench/pipeline.py [--repeat 3] [--quick] [--only abcde,web,serving]
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ PER_PARTITION = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-0
 WEB = ("2024-03-01", "2024-03-30")  # (w), at the default traffic (WEB_SYNTHETIC_REQUESTS_PER_DAY)
 WEB_QUICK = ("2024-03-01", "2024-03-03")
 TARGETS = {"a": "<= 90 s", "b_over_a": ">= 60x", "c": "<= 1.2", "d": "<= 1.2",
-           "e": "<= 360 s, peak < 8 GiB", "w": "<= 4x"}  # fmt: skip
+           "e": "<= 360 s, peak < 8 GiB", "w": "<= 4x", "s_latest": "p99 <= 5 ms",
+           "s_history": "p99 <= 20 ms"}  # fmt: skip
 STEPS = {
     "raw_stock_prices": "ingest",
     "clean_stock_prices": "spark",
@@ -304,14 +306,14 @@ def bench_web(fresh, span: tuple[str, str], repeat: int) -> dict:
 
 
 def figures(only: str) -> set[str]:
-    """--only: stock figures by letter (a-e) and/or `web` (w), e.g. 'ac', 'web', 'a,web'."""
+    """--only: stock figures by letter (a-e), `web` (w), `serving` (s), e.g. 'ac', 'web', 'a,web'."""
     chosen, rest = set(), only.replace(",", "").replace(" ", "")
-    for word, letters in (("web", "w"), ("stock", "abcde")):
+    for word, letters in (("web", "w"), ("serving", "s"), ("stock", "abcde")):
         if word in rest:
             chosen |= set(letters)
             rest = rest.replace(word, "")
-    if set(rest) - set("abcdew"):
-        raise SystemExit(f"--only {only!r}: figures are a, b, c, d, e (stock), w or web, and stock")
+    if set(rest) - set("abcdews"):
+        raise SystemExit(f"--only {only!r}: figures are a, b, c, d, e (stock), w or web, s or serving, and stock")
     return chosen | set(rest)
 
 
@@ -322,7 +324,7 @@ def main() -> None:
         "--quick", action="store_true", help=f"one repeat, no ten-year run, web over {WEB_QUICK[0]}..{WEB_QUICK[1]}"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--only", default="abcde,web", help="which figures, e.g. 'ac', 'web', 'a,web'")
+    parser.add_argument("--only", default="abcde,web,serving", help="which figures, e.g. 'ac', 'web', 'a,web'")
     args = parser.parse_args()
     args.only = figures(args.only)
     repeat = 1 if args.quick else args.repeat
@@ -385,6 +387,11 @@ def main() -> None:
             span = WEB_QUICK if args.quick else WEB
             print(f"(w) web_traffic single-run backfill {span[0]}..{span[1]}, Spark cleaning vs DuckDB", flush=True)
             result["w"] = bench_web(fresh, span, repeat)
+        if "s" in args.only:
+            from serving import bench_serving
+
+            print("(s) serving: stock_latest lookups and one-year histories in PostgreSQL", flush=True)
+            result["s"] = bench_serving(fresh("serving"))
     finally:
         for data_dir in scratch.iterdir():
             stop_server(data_dir)
@@ -484,6 +491,11 @@ def render(result: dict) -> str:
     if "w" in result:
         web = render_web(result["w"])
         lines += web[1:] if lines[-1] == "" else web  # one blank line before it
+    if "s" in result:
+        from serving import render_serving
+
+        served = render_serving(result["s"], TARGETS)
+        lines += served[1:] if lines[-1] == "" else served
     runs = [(name, result[key]) for name, key in (("(a) one year", "a"), ("(e) ten years", "e")) if key in result]
     if "c" in result:
         runs += [(f"(c) daily, {k} of history", v) for k, v in result["c"]["daily"].items()]
