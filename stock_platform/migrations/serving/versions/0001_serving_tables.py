@@ -40,7 +40,8 @@ STOCK_DAILY_METRICS_COLUMNS = """
 
 
 def upgrade() -> None:
-    # Roles are cluster-wide: another database on the server may have created them already.
+    # Roles are cluster-wide: another database, or the admin (Cloud SQL: deploy/README.md), may
+    # have created them, and made the migrating user a writer, already.
     op.execute("""
         DO $$
         BEGIN
@@ -50,10 +51,12 @@ def upgrade() -> None:
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'serving_reader') THEN
                 CREATE ROLE serving_reader NOLOGIN;
             END IF;
+            IF NOT pg_has_role(current_user, 'serving_writer', 'MEMBER') THEN
+                GRANT serving_writer TO CURRENT_USER;
+            END IF;
         END
         $$
     """)
-    op.execute("GRANT serving_writer TO CURRENT_USER")
     # Every member of the writer role (the publishing steps' users) reads and advances the revision.
     op.execute("ALTER TABLE serving_schema_version OWNER TO serving_writer")
     op.execute("CREATE SCHEMA serving AUTHORIZATION serving_writer")
