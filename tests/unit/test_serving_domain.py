@@ -76,3 +76,33 @@ def test_a_malformed_url_is_reported_without_its_text(url):
     with pytest.raises(ServingDatabaseError) as error:
         connect_url(url)
     assert "topsecret" not in str(error.value) and error.value.__cause__ is None
+
+
+def test_a_changed_mart_partition_requests_its_serving_partition_once():
+    """Any partition, not only the latest (a backfill of the marts republishes its range); not
+    before every mart of the table has the partition."""
+    defs = definitions()
+    serving = dg.AssetSelection.groups("serving")
+    web_mart = dg.AssetKey(["web_analytics", "web_daily_traffic"])
+    web_table = dg.AssetKey(["serving", "web_daily_traffic"])
+    metrics = dg.AssetKey(["stock_analytics", "fct_daily_stock_metrics"])
+    features = dg.AssetKey(["stock_analytics", "fct_stock_features"])
+    stock_table = dg.AssetKey(["serving", "stock_daily_metrics"])
+    with dg.instance_for_test() as instance:
+
+        def materialized(key: dg.AssetKey, partition: str) -> None:
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
+
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=serving)
+        assert tick.total_requested == 0
+        materialized(web_mart, "2024-04-10")
+        materialized(metrics, "2024-04-10")  # fct_stock_features not built yet
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=serving,
+                                                 cursor=tick.cursor)
+        assert tick.get_requested_partitions(web_table) == {"2024-04-10"}
+        assert tick.get_requested_partitions(stock_table) == set()
+        materialized(features, "2024-04-10")
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=serving,
+                                                 cursor=tick.cursor)
+        assert tick.get_requested_partitions(stock_table) == {"2024-04-10"}
+        assert tick.get_requested_partitions(web_table) == set()  # handled on the tick before

@@ -31,6 +31,17 @@ from stock_platform.platform.serving import ServingDatabaseResource, arrow_schem
 
 MIGRATIONS = Path(__file__).parents[2] / "migrations" / "serving"
 
+# A partition is published after its marts' partitions change, however they changed (the daily
+# schedule, a backfill, a correction), since the last time it was requested or published; not
+# while they are being built. Unlike eager(), any partition, not only the latest: a backfill of
+# the marts republishes its range (one backfill: the automation sensor groups the partitions).
+AFTER_ITS_MARTS = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after_its_marts")
+
 # Each ticker's latest row, recomputed for the tickers that had a row in the published days
 # before or have one now (an index lookup per ticker, whatever the history's length); then the
 # rows of tickers left without any row go.
@@ -87,6 +98,7 @@ def serving_asset(table: ServingTable, partitioned: dict) -> dg.AssetsDefinition
         group_name="serving",
         kinds={"postgres"},
         pool="serving",
+        automation_condition=AFTER_ITS_MARTS,
         op_tags=k8s_op_tags(cpu="250m", cpu_limit="1", memory="1Gi"),
         description=f"serving.{table.name} in PostgreSQL: the rows of "
         f"{', '.join(m.qualified_name for m in table.marts)}, each run's days replaced in one transaction.",
