@@ -21,7 +21,6 @@ from stock_platform.defs.serving.tables import (
     ServingTable,
 )
 from stock_platform.defs.stock_prices.partitions import PARTITIONED as STOCK_PARTITIONED
-from stock_platform.defs.stock_prices.partitions import STOCK_PARTITIONS
 from stock_platform.defs.web_traffic.partitions import PARTITIONED as WEB_PARTITIONED
 from stock_platform.platform.k8s import k8s_op_tags
 from stock_platform.platform.lookback import later_partitions
@@ -97,7 +96,8 @@ def serving_asset(table: ServingTable, partitioned: dict) -> dg.AssetsDefinition
         deps=list(table.upstream),
         group_name="serving",
         kinds={"postgres"},
-        pool="serving",
+        # It reads the warehouse: locally a DuckDB file, which admits one process at a time.
+        pool="warehouse",
         automation_condition=AFTER_ITS_MARTS,
         op_tags=k8s_op_tags(cpu="250m", cpu_limit="1", memory="1Gi"),
         description=f"serving.{table.name} in PostgreSQL: the rows of "
@@ -129,7 +129,8 @@ def serving_asset(table: ServingTable, partitioned: dict) -> dg.AssetsDefinition
             }
         )
         if table.lookahead:
-            for partition in later_partitions(context.instance, key, STOCK_PARTITIONS, days[-1], table.lookahead):
+            partitions_def = partitioned["partitions_def"]
+            for partition in later_partitions(context.instance, key, partitions_def, days[-1], table.lookahead):
                 yield dg.AssetMaterialization(
                     asset_key=key, partition=partition,
                     description="Republished by a run whose marts rewrote this partition",
