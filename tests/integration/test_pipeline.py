@@ -66,7 +66,7 @@ def test_every_asset_is_materialized_for_every_partition(platform):
     instance = platform["instance"]
     graph = platform["defs"].resolve_asset_graph()
     keys = [key for key in graph.materializable_asset_keys if graph.get(key).group_name == "stock_prices"]
-    assert len(keys) == 7
+    assert len(keys) == 8
     expected = {day.strftime("%Y-%m-%d") for day in pd.bdate_range("2024-04-01", "2024-04-19")}
     for key in keys:
         events = instance.fetch_materializations(key, limit=100).records

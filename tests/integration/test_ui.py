@@ -99,7 +99,7 @@ def open_materialize_dialog(page):
     """From the domain's asset graph: "Materialize all" on the whole group."""
     page.get_by_role("button", name="Materialize all").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Launch runs to materialize 7 assets").wait_for()
+    dialog.get_by_text("Launch runs to materialize 8 assets").wait_for()
     # The dialog offers only the last 90 days until asked; our partitions start long before.
     show_all = dialog.get_by_text("Show all partitions")
     show_all.click()
@@ -192,13 +192,14 @@ def assert_warehouse_has_exactly(settings, days: list[dt.date]) -> None:
 def test_the_global_lineage_shows_each_domain_as_an_asset_group(server, page):
     page.goto(f"{server['url']}/asset-groups")
     page.get_by_text("web_traffic", exact=True).first.wait_for()
-    for group in ("stock_prices", "web_traffic"):
+    for group in ("stock_prices", "web_traffic", "serving"):
         assert page.get_by_text(group, exact=True).first.is_visible(), group
     page.screenshot(path=ARTIFACTS / "ui-global-lineage-domains.png")
     keys = {tuple(node["assetKey"]["path"]): node["groupName"]
             for node in graphql(server["port"], ASSET_KEYS)["assetNodes"]}
     assert keys[("web_analytics", "web_daily_traffic")] == "web_traffic"
     assert keys[("stock_analytics", "market_daily_summary")] == "stock_prices"
+    assert keys[("serving", "market_daily_summary")] == "serving"
 
 
 def test_ui_materializes_one_partition_of_the_whole_graph(server, page):
@@ -292,7 +293,7 @@ def test_graphql_api_backfills_a_range_in_one_run(server):
     first, last = API_BACKFILL
     port = server["port"]
     keys = group_asset_keys(port, "stock_prices")
-    assert len(keys) == 7, keys
+    assert len(keys) == 8, keys
     params = {"partitionsByAssets": [
         {"assetKey": key, "partitions": {"range": {"start": first, "end": last}}} for key in keys
     ]}
