@@ -3,6 +3,9 @@ at low latency to PostgreSQL (schema `serving`).
 
 - tables.py       what each serving table holds and which marts it reads
 - publishing.py   the serving/<table> assets, partitioned like their marts
+- automation.py   the sensor that publishes a partition after its marts change
+
 The versioned DDL of schema `serving` (Alembic) is in stock_platform/migrations/serving/, applied
-by every publishing step.
+by every publishing step; where the database is and how a window is published atomically is the
+platform's (stock_platform/platform/serving.py).
 """
