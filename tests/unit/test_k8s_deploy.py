@@ -187,9 +187,11 @@ def test_helm_values_types_and_wiring():
     assert config_map["STOCK_PLATFORM_ENV"] == "gcp"
     for name in ["GCP_PROJECT", "BQ_LOCATION", "GCS_LAKE_URI", "BQ_RAW_DATASET",
                  "BQ_ANALYTICS_DATASET", "SPARK_RUNNER", "SPARK_K8S_IMAGE", "WEB_LOGS_URI",
-                 "BQ_WEB_RAW_DATASET", "BQ_WEB_ANALYTICS_DATASET"]:
+                 "BQ_WEB_RAW_DATASET", "BQ_WEB_ANALYTICS_DATASET", "SERVING_CLOUDSQL_INSTANCE"]:
         assert config_map.get(name), name
     assert config_map["GCS_LAKE_URI"].startswith("gs://")
+    assert len(config_map["SERVING_CLOUDSQL_INSTANCE"].split(":")) == 3  # project:region:instance
+    assert "SERVING_DATABASE_URL" not in config_map  # a URL may hold a password: a Secret
     assert all(isinstance(v, str) for v in config_map.values())  # ConfigMap data is strings
     secret = manifest("Secret", deployment["envSecrets"][0]["name"])
     assert set(secret["stringData"]) == {"DATA_GO_KR_SERVICE_KEY", "WEB_IP_SALT"}
