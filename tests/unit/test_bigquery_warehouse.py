@@ -1,5 +1,6 @@
 """What the BigQuery warehouse sends to BigQuery (a mocked google.cloud.bigquery.Client): the table
-DDL, one WRITE_TRUNCATE load job per day partition, the DELETE of a closed day, and the stats query."""
+DDL, one WRITE_TRUNCATE load job per day partition, the DELETE of a closed day, the stats query and
+the range read."""
 
 import datetime as dt
 from unittest import mock
@@ -161,6 +162,21 @@ def test_partition_stats_is_one_query_filtered_on_the_partition_column():
         {"name": "first", "parameterType": {"type": "DATE"}, "parameterValue": {"value": "2024-04-08"}},
         {"name": "last", "parameterType": {"type": "DATE"}, "parameterValue": {"value": "2024-04-10"}},
     ]
+
+
+def test_read_range_is_one_query_of_the_contract_columns_filtered_on_the_partition_column():
+    """What the serving domain reads: the table's columns for [first, last], as Arrow."""
+    client = mock.create_autospec(bigquery.Client, instance=True)
+    client.project = "test-project"
+    client.query.return_value.to_arrow.return_value = "arrow table"
+    assert BigQueryWarehouse(client, DAILY_PRICES).read_range(MON, WED) == "arrow table"
+    (sql,), kwargs = client.query.call_args
+    parsed = sqlglot.parse_one(sql, read="bigquery")
+    assert [column.sql("bigquery") for column in parsed.expressions] == [name for name, _ in CONTRACT]
+    assert parsed.find(sqlglot.exp.Table).sql("bigquery") == f"`{TABLE}`"
+    assert parsed.args["where"].sql("bigquery") == "WHERE trade_date BETWEEN @first AND @last"
+    assert [p.to_api_repr()["parameterValue"]["value"] for p in kwargs["job_config"].query_parameters] == [
+        "2024-04-08", "2024-04-10"]
 
 
 def test_the_resource_uses_dagster_gcp_bigquery_client_for_project_and_location():
