@@ -226,7 +226,7 @@ query($id: String!) {
 }
 """
 MARTS = {"stock_analytics/fct_daily_stock_metrics", "stock_analytics/market_daily_summary",
-         "stock_analytics/top_movers_daily"}
+         "stock_analytics/top_movers_daily", "stock_analytics/fct_stock_features"}
 
 
 def runs_of(port: int, backfill_id: str) -> dict[tuple[str, str], set[str]]:
