@@ -60,10 +60,18 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         if layer in self.freshness:
             spec = dg.apply_freshness_policy(spec, self.freshness[layer])
         if layer in self.lookback:
+            # A model of the same layer (a mart reading another mart) already holds its lookback:
+            # its rows of the same day are read, so counting the lookback again would double it.
+            same_layer = {
+                dg.AssetKey([self.key_prefix, manifest["nodes"][parent]["name"]])
+                for parent in props["depends_on"]["nodes"]
+                if parent in manifest["nodes"] and manifest["nodes"][parent]["fqn"][2:3] == [layer]
+            }
             mapping = self.lookback[layer]
-            spec = spec.replace_attributes(
-                deps=[dg.AssetDep(dep.asset_key, partition_mapping=mapping) for dep in spec.deps]
-            )
+            spec = spec.replace_attributes(deps=[
+                dg.AssetDep(dep.asset_key, partition_mapping=None if dep.asset_key in same_layer else mapping)
+                for dep in spec.deps
+            ])
         return spec
 
 
