@@ -7,7 +7,10 @@
               transaction: a day with no rows any more (re-marked closed, emptied) is emptied too,
               which delete+insert on the column would miss (it deletes only the days of the new rows)
     bigquery: insert_overwrite of every day partition written (static `partitions`): one MERGE
-              that deletes and inserts, partitioned by `column`, clustered by `cluster_by`
+              that deletes and inserts, partitioned by `column`, clustered by `cluster_by`.
+              Without both window vars (a rebuild of every date) the table is replaced whole
+              (`create or replace table`, atomic): insert_overwrite's dynamic partitions would
+              replace only the days present in the new rows and keep an emptied day's old rows.
   Used through stock_incremental_config and web_incremental_config.
 -#}
 {% macro day_incremental_config(column, cluster_by, lookahead_days) %}
@@ -27,11 +30,12 @@
 {% endmacro %}
 
 {% macro bigquery__day_incremental_config(column, cluster_by, lookahead_days) %}
+  {%- set partitions = window_write_partitions(lookahead_days) -%}
   {{ return({
-      'materialized': 'incremental',
+      'materialized': 'incremental' if partitions is not none else 'table',
       'incremental_strategy': 'insert_overwrite',
       'partition_by': {'field': column, 'data_type': 'date', 'granularity': 'day'},
-      'partitions': window_write_partitions(lookahead_days),
+      'partitions': partitions,
       'cluster_by': cluster_by,
   }) }}
 {% endmacro %}

@@ -9,7 +9,7 @@
   The vars are validated by stock_window() (macros/window.sql), shared by every domain.
 -#}
 
-{#- A boolean SQL expression: `column` lies in [min_date, max_date]; `true` without a window. -#}
+{#- A boolean SQL expression: `column` lies in [min_date, max_date]; every date without a window. -#}
 {% macro web_window_filter(column='log_date') %}
   {{- return(stock_window_filter(column)) -}}
 {% endmacro %}

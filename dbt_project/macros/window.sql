@@ -6,7 +6,7 @@
       later day whose lookback reaches into it (stock_write_filter), and
     * reads the source from min_date - 364 days to max_date + 364 days (stock_read_filter),
   whether or not the target table exists yet.  Without the vars (e.g. `dbt build --full-refresh`)
-  both filters are `true` and everything is built.
+  both filters admit every date and everything is built.
 
   Date arithmetic goes through dbt's cross-database macros, so the same model SQL compiles on
   DuckDB and BigQuery; the bounds are constant expressions, so BigQuery prunes partitions.
@@ -34,6 +34,11 @@
       {%- do bounds.update({name: none}) -%}
     {%- endif -%}
   {%- endfor -%}
+  {#- One bound alone would make a run that rewrites an open-ended range: on BigQuery, whose
+      window is the list of days written, that has no list. -#}
+  {%- if (bounds.min_date is none) != (bounds.max_date is none) -%}
+    {{ exceptions.raise_compiler_error("give both vars min_date and max_date, or neither (a rebuild of every date)") }}
+  {%- endif -%}
   {%- if bounds.min_date and bounds.max_date and bounds.min_date > bounds.max_date -%}
     {{ exceptions.raise_compiler_error("min_date " ~ bounds.min_date ~ " is after max_date " ~ bounds.max_date) }}
   {%- endif -%}
@@ -46,8 +51,10 @@
 {% endmacro %}
 
 
-{#- A boolean SQL expression: `column` lies in [min_date - lookback_days, max_date + lookahead_days];
-    `true` when no window is given. -#}
+{#- A boolean SQL expression: `column` lies in [min_date - lookback_days, max_date + lookahead_days].
+    Without a window it is still a constant bound on `column` (the first date BigQuery has):
+    BigQuery rejects a query over a source with require_partition_filter that has no filter on
+    its partition column, also through a view and also for a full rebuild. -#}
 {% macro stock_window_filter(column='trade_date', lookback_days=0, lookahead_days=0) %}
   {%- set window = stock_window() -%}
   {%- set conditions = [] -%}
@@ -59,7 +66,10 @@
     {%- set upper = stock_date_add("cast('" ~ window.max_date ~ "' as date)", lookahead_days | int) -%}
     {%- do conditions.append(column ~ " <= " ~ upper) -%}
   {%- endif -%}
-  {{- return(conditions | join(' and ') if conditions else 'true') -}}
+  {%- if not conditions -%}
+    {%- do conditions.append(column ~ " >= cast('0001-01-01' as date)") -%}
+  {%- endif -%}
+  {{- return(conditions | join(' and ')) -}}
 {% endmacro %}
 
 
@@ -88,8 +98,8 @@
 
 {#- The day partitions a run window rewrites on BigQuery (insert_overwrite's static `partitions`):
     every day of [min_date, max_date + lookahead_days] as a date literal, so that a day with no
-    rows any more (re-marked closed) is emptied too. None without both vars: then dbt replaces the
-    days present in the new rows (a full refresh rebuilds all). -#}
+    rows any more (re-marked closed) is emptied too. None without the vars: then the model
+    replaces the whole table (macros/incremental_config.sql). -#}
 {% macro window_write_partitions(lookahead_days) %}
   {%- set window = stock_window() -%}
   {%- if not (window.min_date and window.max_date) -%}

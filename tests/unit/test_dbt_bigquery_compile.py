@@ -89,8 +89,9 @@ def profiles_dir(tmp_path_factory, api):
     return folder
 
 
-def compile_prod(profiles_dir: Path, out: Path):
-    """`dbt compile` for the prod target: ({node path: compiled SQL}, {mart: resolved config})."""
+def compile_prod(profiles_dir: Path, out: Path, window: bool = True):
+    """`dbt compile` for the prod target: ({node path: compiled SQL}, {mart: resolved config}),
+    for the window MIN_DATE..MAX_DATE or, with window=False, for a rebuild of every date."""
     FakeBigQueryApi.requests = []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "DBT_"))}
     env.update(ENV, DBT_SEND_ANONYMOUS_USAGE_STATS="false")
@@ -98,7 +99,7 @@ def compile_prod(profiles_dir: Path, out: Path):
         [dbt_executable(), "compile", "--no-populate-cache", "--target", "prod",
          "--project-dir", DBT_PROJECT_DIR, "--profiles-dir", str(profiles_dir),
          "--target-path", str(out / "target"), "--log-path", str(out / "logs"),
-         "--vars", json.dumps({"min_date": MIN_DATE, "max_date": MAX_DATE})],
+         *(["--vars", json.dumps({"min_date": MIN_DATE, "max_date": MAX_DATE})] if window else [])],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -114,6 +115,15 @@ def compiled(tmp_path_factory, profiles_dir):
     """(compiled SQL by path, the BigQuery API requests made, the marts' resolved configs)."""
     sql, configs = compile_prod(profiles_dir, tmp_path_factory.mktemp("compiled"))
     return sql, list(FakeBigQueryApi.requests), configs
+
+
+@pytest.fixture(scope="module")
+def compiled_without_window(tmp_path_factory, profiles_dir):
+    """The project (web datasets set too) compiled with no window vars: a rebuild of every date."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in WEB_ENV.items():
+            patch.setenv(name, value)
+        return compile_prod(profiles_dir, tmp_path_factory.mktemp("compiled_without_window"), window=False)
 
 
 def mart(sql_by_path: dict[str, str], name: str) -> str:
@@ -364,3 +374,74 @@ def test_web_sql_is_the_same_whether_or_not_the_tables_exist(web_compiled, web_c
     with_tables, without = web_compiled, web_compiled_without_tables
     for name, node in with_tables[2].items():
         assert web_model_sql(with_tables[0], node) == web_model_sql(without[0], without[2][name]), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Partition filters: the sources are created with require_partition_filter
+# ---------------------------------------------------------------------------------------------
+
+# The partitioned sources and the staging views over them (a view adds no filter of its own: the
+# query reading it must carry one, which BigQuery pushes down to the source), by partition column.
+PARTITIONED = {"daily_prices": "trade_date", "stg_daily_prices": "trade_date",
+               "access_logs": "log_date", "stg_access_logs": "log_date"}
+STAGING_VIEWS = ("stg_daily_prices.sql", "stg_access_logs.sql")
+
+
+def unfiltered_reads(sql: str) -> list[str]:
+    """The SELECTs of `sql` that read a partitioned source (or its staging view) without a
+    constant bound on its partition column among the WHERE clause's top-level AND terms."""
+    from sqlglot.optimizer.scope import traverse_scope
+
+    missing = []
+    for scope in traverse_scope(sqlglot.parse_one(sql, read="bigquery")):
+        read = {PARTITIONED[t.name] for t in scope.sources.values()
+                if isinstance(t, exp.Table) and t.name in PARTITIONED}
+        if not read:
+            continue
+        where = scope.expression.args.get("where")
+        bounded = {term.this.name for term in (conjuncts(where) if where else [])
+                   if isinstance(term, (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.Between))
+                   and isinstance(term.this, exp.Column)
+                   and all(c is term.this for c in term.find_all(exp.Column))}  # the rest: constants
+        if not read <= bounded:
+            missing.append(scope.expression.sql("bigquery")[:300])
+    return missing
+
+
+def test_a_rebuild_without_window_replaces_each_table_whole_on_bigquery(compiled_without_window):
+    # Without the vars every date is rebuilt: `create or replace table`, atomic. insert_overwrite
+    # with dynamic partitions would replace only the days present in the new rows, so a day that
+    # became empty (re-marked closed) would keep its old rows.
+    configs = compiled_without_window[1]
+    assert set(configs) == set(MARTS)
+    for name, config in configs.items():
+        assert config["materialized"] == "table", name
+        assert config["partition_by"] == {"field": "trade_date", "data_type": "date", "granularity": "day"}
+        assert config["cluster_by"] == CLUSTER_BY[name]
+
+
+@pytest.mark.parametrize("branch", ["window", "rebuild"])
+def test_every_compiled_query_on_a_partitioned_source_carries_a_partition_filter(branch, request):
+    """Every compiled model and data test, for a window run and for a rebuild of every date: each
+    SELECT that reads stock_raw.daily_prices or web_raw.access_logs (directly or through the
+    staging view) bounds the partition column with a constant, as require_partition_filter needs."""
+    if branch == "window":
+        sql_by_path = {**request.getfixturevalue("compiled")[0], **request.getfixturevalue("web_compiled")[0]}
+    else:
+        sql_by_path = request.getfixturevalue("compiled_without_window")[0]
+    readers = 0
+    for path, sql in sql_by_path.items():
+        if path.endswith(STAGING_VIEWS):
+            continue
+        if any(t.name in PARTITIONED for t in sqlglot.parse_one(sql, read="bigquery").find_all(exp.Table)):
+            readers += 1
+            assert unfiltered_reads(sql) == [], path
+    # The marts, the per-day web models and the data tests on the staging views and the marts.
+    assert readers >= len(MARTS) + len(WEB_PER_DAY), sorted(sql_by_path)
+
+
+def test_the_filter_check_sees_a_missing_partition_filter():
+    assert unfiltered_reads("select * from raw.daily_prices where ticker = 'A'")
+    assert unfiltered_reads("select * from (select * from a.stg_access_logs) as s where log_date >= '2024-01-01'")
+    assert unfiltered_reads("select * from a.stg_daily_prices where trade_date >= other_date")
+    assert not unfiltered_reads("select * from a.stg_daily_prices where trade_date >= date '2024-01-01' and x = 1")
