@@ -1,6 +1,6 @@
 """What the BigQuery warehouse sends to BigQuery (a mocked google.cloud.bigquery.Client): the table
-DDL, one WRITE_TRUNCATE load job per day partition, the DELETE of a closed day, the stats query and
-the range read."""
+DDL, a range's load into a staging table and the one transaction replacing its days, the stats
+query and the range read."""
 
 import datetime as dt
 from unittest import mock
@@ -37,14 +37,27 @@ FILES = {
 
 
 class FakeBigQuery:
-    """A mocked Client whose jobs record when they are submitted and when they are waited on."""
+    """A mocked Client that records the jobs and table calls in order. The existing table is
+    `existing` (the contract's schema unless a test changes it)."""
 
-    def __init__(self):
+    def __init__(self, existing_schema=None):
         self.client = mock.create_autospec(bigquery.Client, instance=True)
         self.client.project = "test-project"
         self.events: list[str] = []
+        self.existing_schema = existing_schema
+        self.client.create_table.side_effect = self._create_table
+        self.client.delete_table.side_effect = lambda table_id, **kw: self.events.append("drop staging")
         self.client.load_table_from_uri.side_effect = self._load
         self.client.query.side_effect = self._query
+
+    def _create_table(self, table, exists_ok=False):
+        if table.table_id == "daily_prices":
+            self.events.append("ensure table")
+            if self.existing_schema is not None:
+                table = bigquery.Table(TABLE, schema=self.existing_schema)
+            return table
+        self.events.append("create staging")
+        return table
 
     def _job(self, kind, name, rows=None):
         job = mock.create_autospec(kind, instance=True)
@@ -54,10 +67,14 @@ class FakeBigQuery:
         return job
 
     def _load(self, uris, destination, job_config, job_id_prefix):
-        return self._job(bigquery.LoadJob, destination.rsplit("$", 1)[1], rows=100 * len(uris))
+        return self._job(bigquery.LoadJob, "load", rows=100 * len(uris))
 
     def _query(self, sql, job_config, job_id_prefix=None):
         return self._job(bigquery.QueryJob, "query")
+
+    def staging(self) -> bigquery.Table:
+        (table,), _ = self.client.create_table.call_args_list[1]
+        return table
 
 
 def expected_schema():
@@ -68,10 +85,14 @@ def fields(api_fields):
     return [{k: f[k] for k in ("name", "type", "mode")} for f in api_fields]
 
 
+def statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
 def test_the_table_is_created_partitioned_clustered_and_requiring_a_partition_filter():
     fake = FakeBigQuery()
     BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({MON: FILES[MON]})
-    (table,), kwargs = fake.client.create_table.call_args
+    (table,), kwargs = fake.client.create_table.call_args_list[0]
     assert kwargs == {"exists_ok": True}
     resource = table.to_api_repr()
     assert resource["tableReference"] == {
@@ -83,55 +104,82 @@ def test_the_table_is_created_partitioned_clustered_and_requiring_a_partition_fi
     assert resource["requirePartitionFilter"] is True
 
 
-def test_each_day_is_one_write_truncate_load_into_its_partition_and_a_closed_day_is_emptied():
+def test_a_range_is_one_load_into_a_staging_table_and_one_transaction_replacing_its_days():
     fake = FakeBigQuery()
     loaded = BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(FILES)
     assert loaded == 300
-
-    loads = fake.client.load_table_from_uri.call_args_list
-    assert [(c.args[0], c.args[1]) for c in loads] == [
-        (FILES[MON], f"{TABLE}$20240408"),
-        (FILES[TUE], f"{TABLE}$20240409"),
-    ]
-    assert [c.kwargs["job_id_prefix"] for c in loads] == [
-        "replace_daily_prices_20240408_", "replace_daily_prices_20240409_"
-    ]
-    for call in loads:
-        config = call.kwargs["job_config"].to_api_repr()["load"]
-        assert fields(config.pop("schema")["fields"]) == expected_schema()
-        assert config == {
-            "sourceFormat": "PARQUET",
-            "writeDisposition": "WRITE_TRUNCATE",
-            "createDisposition": "CREATE_NEVER",
-            "timePartitioning": {"type": "DAY", "field": "trade_date"},
-            "clustering": {"fields": ["market", "ticker"]},
-        }
-
-    (sql,), kwargs = fake.client.query.call_args
-    assert sql == f"DELETE FROM `{TABLE}` WHERE trade_date = @day"
-    assert sqlglot.parse_one(sql, read="bigquery").sql("bigquery") == sql
-    assert kwargs["job_id_prefix"] == "replace_daily_prices_20240410_"
-    assert kwargs["job_config"].to_api_repr()["query"]["queryParameters"] == [
-        {"name": "day", "parameterType": {"type": "DATE"}, "parameterValue": {"value": "2024-04-10"}}
-    ]
-
-
-def test_a_range_submits_its_jobs_before_waiting_with_a_bounded_number_in_flight():
-    fake = FakeBigQuery()
-    BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(FILES)
     assert fake.events == [
-        "submit 20240408", "submit 20240409", "submit query",
-        "wait 20240408", "wait 20240409", "wait query",
+        "ensure table", "create staging", "submit load", "wait load", "submit query", "wait query",
+        "drop staging",
     ]
+    staging = fake.staging()
+    staging_id = f"{staging.project}.{staging.dataset_id}.{staging.table_id}"
+    assert staging.dataset_id == DAILY_PRICES.dataset and staging.table_id.startswith("_staging_daily_prices_")
+    assert fields(staging.to_api_repr()["schema"]["fields"]) == expected_schema()
+    assert staging.expires is not None  # a crashed run's staging table expires by itself
+
+    ((uris, destination), load), = [(c.args, c.kwargs) for c in fake.client.load_table_from_uri.call_args_list]
+    assert uris == FILES[MON] + FILES[TUE] and destination == staging_id
+    # The table owns its schema, partitioning and clustering: the load names none of them.
+    assert load["job_config"].to_api_repr()["load"] == {
+        "sourceFormat": "PARQUET", "writeDisposition": "WRITE_APPEND", "createDisposition": "CREATE_NEVER",
+    }
+    assert load["job_id_prefix"] == "replace_daily_prices_20240408_20240410_"
+
+    (script,), query = fake.client.query.call_args
+    names = ", ".join(name for name, _ in CONTRACT)
+    assert statements(script) == [
+        f"ASSERT NOT EXISTS (SELECT 1 FROM `{staging_id}` WHERE trade_date IS NULL OR trade_date NOT IN "
+        f"UNNEST(@days)) AS '{DAILY_PRICES.qualified_name}: a staged file holds rows of a day outside the range'",
+        "BEGIN TRANSACTION",
+        # every day of the range, the closed Wednesday included: it ends up empty
+        f"DELETE FROM `{TABLE}` WHERE trade_date BETWEEN @first AND @last AND trade_date IN UNNEST(@days)",
+        f"INSERT INTO `{TABLE}` ({names}) SELECT {names} FROM `{staging_id}`",
+        "COMMIT TRANSACTION",
+    ]
+    for statement in statements(script)[2:4]:  # the DML, as BigQuery SQL
+        assert sqlglot.parse_one(statement, read="bigquery").sql("bigquery") == statement
+    parameters = {p.name: p.to_api_repr() for p in query["job_config"].query_parameters}
+    assert parameters["first"]["parameterValue"] == {"value": "2024-04-08"}
+    assert parameters["last"]["parameterValue"] == {"value": "2024-04-10"}
+    assert parameters["days"]["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "DATE"}}
+    assert parameters["days"]["parameterValue"] == {
+        "arrayValues": [{"value": "2024-04-08"}, {"value": "2024-04-09"}, {"value": "2024-04-10"}]}
+
+
+def test_the_number_of_jobs_is_bounded_whatever_the_length_of_the_range():
+    # The default history: about 1,700 sessions, more than the per-table daily load-job limit.
+    days = [MON + dt.timedelta(days=n) for n in range(1700)]
     fake = FakeBigQuery()
-    BigQueryWarehouse(fake.client, DAILY_PRICES, max_in_flight=2).replace_partitions(FILES)
-    assert fake.events == [
-        "submit 20240408", "submit 20240409", "wait 20240408",
-        "submit query", "wait 20240409", "wait query",
+    BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(
+        {day: [f"gs://lake/clean/dt={day}/part-{i}.parquet" for i in range(8)] for day in days})
+    # 13,600 files: two loads (at most 10,000 URIs each), one query job.
+    assert [len(c.args[0]) for c in fake.client.load_table_from_uri.call_args_list] == [10_000, 3_600]
+    assert fake.client.query.call_count == 1
+
+
+def test_the_table_owns_its_schema_a_column_added_later_is_carried_through():
+    schema = [bigquery.SchemaField(n, t) for n, t in CONTRACT] + [bigquery.SchemaField("added_later", "STRING")]
+    fake = FakeBigQuery(existing_schema=schema)
+    BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({MON: FILES[MON]})
+    assert [f.name for f in fake.staging().schema][-1] == "added_later"
+    (script,), _ = fake.client.query.call_args
+    assert "market_cap, ingested_at, added_later) SELECT" in script
+
+
+def test_a_range_of_closed_days_only_deletes():
+    fake = FakeBigQuery()
+    BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({WED: []})
+    assert fake.events == ["ensure table", "submit query", "wait query"]
+    (script,), _ = fake.client.query.call_args
+    assert statements(script) == [
+        "BEGIN TRANSACTION",
+        f"DELETE FROM `{TABLE}` WHERE trade_date BETWEEN @first AND @last AND trade_date IN UNNEST(@days)",
+        "COMMIT TRANSACTION",
     ]
 
 
-def test_a_failed_load_fails_the_replacement():
+def test_a_failed_load_fails_the_replacement_leaves_the_table_alone_and_drops_the_staging_table():
     fake = FakeBigQuery()
     fake.client.load_table_from_uri.side_effect = None
     failed = mock.create_autospec(bigquery.LoadJob, instance=True)
@@ -139,6 +187,8 @@ def test_a_failed_load_fails_the_replacement():
     fake.client.load_table_from_uri.return_value = failed
     with pytest.raises(RuntimeError, match="does not match"):
         BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({MON: FILES[MON]})
+    assert fake.client.query.call_count == 0
+    assert fake.events[-1] == "drop staging"
 
 
 def test_partition_stats_is_one_query_filtered_on_the_partition_column():

@@ -1,22 +1,29 @@
-"""The gcp warehouse: day-partitioned tables in BigQuery, replaced one day partition at a time.
+"""The gcp warehouse: day-partitioned tables in BigQuery, replaced a range of days at a time.
 
-A day is replaced by one load job from its clean Parquet files into `daily_prices$YYYYMMDD` with
-WRITE_TRUNCATE: BigQuery swaps the partition atomically when the job succeeds (readers see the old
-or the new day, never a mix), and re-running the same day gives the same partition. A load into a
-partition decorator also fails if a file holds a row of another day, so a day cannot leak into its
-neighbour. A range submits one job per day and lets up to `max_in_flight` run concurrently; a day
-without files (market closed) is emptied by a DELETE DML job instead, since a load needs a file.
+A range is replaced in a bounded number of jobs, whatever its length (a backfill of the default
+history is about 1,700 days, more than the per-table daily limit on load jobs):
+  1. its clean Parquet files are loaded into a staging table of its own (a copy of the table's
+     schema that expires after a day), one load job per `MAX_URIS_PER_LOAD` files;
+  2. one query job checks that every staged row belongs to a day of the range, then, in one
+     transaction, deletes the range's days from the table and inserts the staged rows. Readers see
+     all the old days or all the new ones; a day without files (market closed) ends up empty.
+The staging table is dropped at the end. The table owns its schema, partitioning and clustering:
+loads name none of them, so a later change to the table does not break them.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
+import uuid
 
 import pyarrow as pa
 from google.cloud import bigquery
 
 from stock_platform.platform.warehouse import WarehouseTable
+
+# BigQuery's limit on source URIs per load job.
+MAX_URIS_PER_LOAD = 10_000
+STAGING_LIFETIME = dt.timedelta(days=1)  # a crashed run's staging table goes by itself
 
 
 def bigquery_schema(table: WarehouseTable) -> list[bigquery.SchemaField]:
@@ -34,55 +41,85 @@ def day_partitioning(table: WarehouseTable) -> bigquery.TimePartitioning:
 
 
 class BigQueryWarehouse:
-    def __init__(self, client: bigquery.Client, table: WarehouseTable, max_in_flight: int = 20):
+    def __init__(self, client: bigquery.Client, table: WarehouseTable):
         self.client = client
         self.table = table
         self.table_id = f"{client.project}.{table.qualified_name}"
-        self.max_in_flight = max_in_flight
 
-    def ensure_table(self) -> None:
+    def ensure_table(self) -> bigquery.Table:
+        """The table, created from the contract if it does not exist yet."""
         table = bigquery.Table(self.table_id, schema=bigquery_schema(self.table))
         table.time_partitioning = day_partitioning(self.table)
         table.clustering_fields = list(self.table.clustering) or None
         # Every query must name the days it reads: no accidental full scans of the history.
         table.require_partition_filter = True
-        self.client.create_table(table, exists_ok=True)
+        return self.client.create_table(table, exists_ok=True)
 
     def replace_partitions(self, files_by_day: dict[dt.date, list[str]]) -> int:
         """Make each day's rows exactly those of its clean Parquet files; returns rows loaded."""
-        self.ensure_table()
-        in_flight: collections.deque[bigquery.LoadJob | bigquery.QueryJob] = collections.deque()
+        if not files_by_day:
+            return 0
+        target = self.ensure_table()
+        days = sorted(files_by_day)
+        uris = [uri for day in days for uri in files_by_day[day]]
+        run = uuid.uuid4().hex[:12]
+        staging_id = f"{self.client.project}.{self.table.dataset}._staging_{self.table.name}_{run}"
+        job_id_prefix = f"replace_{self.table.name}_{days[0]:%Y%m%d}_{days[-1]:%Y%m%d}_"
         loaded = 0
-        for day in sorted(files_by_day):
-            # Jobs start when submitted; result() only waits, so this keeps a window running.
-            in_flight.append(self._replace_day(day, files_by_day[day]))
-            if len(in_flight) >= self.max_in_flight:
-                loaded += _rows_loaded(in_flight.popleft())
-        while in_flight:
-            loaded += _rows_loaded(in_flight.popleft())
-        return loaded
-
-    def _replace_day(self, day: dt.date, uris: list[str]) -> bigquery.LoadJob | bigquery.QueryJob:
-        job_id_prefix = f"replace_{self.table.name}_{day:%Y%m%d}_"
-        if not uris:
-            return self.client.query(
-                f"DELETE FROM `{self.table_id}` WHERE {self.table.partition_column} = @day",
+        try:
+            if uris:
+                staging = bigquery.Table(staging_id, schema=target.schema)
+                staging.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
+                self.client.create_table(staging)
+                for start in range(0, len(uris), MAX_URIS_PER_LOAD):
+                    job = self.client.load_table_from_uri(
+                        uris[start : start + MAX_URIS_PER_LOAD],
+                        staging_id,
+                        job_config=bigquery.LoadJobConfig(
+                            source_format=bigquery.SourceFormat.PARQUET,
+                            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+                        ),
+                        job_id_prefix=job_id_prefix,
+                    )
+                    job.result()  # raises the load's error (a file that does not fit the table)
+                    loaded += job.output_rows or 0
+            self.client.query(
+                self.replace_script(staging_id if uris else None, [f.name for f in target.schema]),
                 job_config=bigquery.QueryJobConfig(
-                    query_parameters=[bigquery.ScalarQueryParameter("day", "DATE", day)]
+                    query_parameters=[
+                        bigquery.ScalarQueryParameter("first", "DATE", days[0]),
+                        bigquery.ScalarQueryParameter("last", "DATE", days[-1]),
+                        bigquery.ArrayQueryParameter("days", "DATE", days),
+                    ]
                 ),
                 job_id_prefix=job_id_prefix,
+            ).result()
+        finally:
+            if uris:
+                self.client.delete_table(staging_id, not_found_ok=True)
+        return loaded
+
+    def replace_script(self, staging_id: str | None, columns: list[str]) -> str:
+        """The query job that swaps the staged rows in for the days @days (within @first..@last,
+        the bound that lets BigQuery prune partitions): one transaction, after a check that no
+        staged row falls outside those days (a file holding a row of another day)."""
+        key = self.table.partition_column
+        in_range = f"{key} BETWEEN @first AND @last AND {key} IN UNNEST(@days)"
+        names = ", ".join(columns)
+        statements = []
+        if staging_id:
+            statements.append(
+                f"ASSERT NOT EXISTS (SELECT 1 FROM `{staging_id}` WHERE {key} IS NULL "
+                f"OR {key} NOT IN UNNEST(@days)) "
+                f"AS '{self.table.qualified_name}: a staged file holds rows of a day outside the range'"
             )
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-            schema=bigquery_schema(self.table),
-            time_partitioning=day_partitioning(self.table),
-            clustering_fields=list(self.table.clustering) or None,
-        )
-        return self.client.load_table_from_uri(
-            uris, f"{self.table_id}${day:%Y%m%d}", job_config=config, job_id_prefix=job_id_prefix
-        )
+        statements.append("BEGIN TRANSACTION")
+        statements.append(f"DELETE FROM `{self.table_id}` WHERE {in_range}")
+        if staging_id:
+            statements.append(f"INSERT INTO `{self.table_id}` ({names}) SELECT {names} FROM `{staging_id}`")
+        statements.append("COMMIT TRANSACTION")
+        return ";\n".join(statements) + ";"
 
     def partition_stats(
         self, first: dt.date, last: dt.date, violations: dict[str, str]
@@ -131,7 +168,3 @@ class BigQueryWarehouse:
             ),
         )
 
-
-def _rows_loaded(job: bigquery.LoadJob | bigquery.QueryJob) -> int:
-    job.result()  # raises the job's error, naming the day through its job id
-    return (job.output_rows or 0) if isinstance(job, bigquery.LoadJob) else 0
