@@ -36,6 +36,7 @@ help:
 	@echo "make dbt [DBT_ARGS=...]  dbt build against the local warehouse"
 	@echo "make bench [BENCH_ARGS=--quick]  the platform benchmark (bench/results/)"
 	@echo "make bench-api        data.go.kr client vs. its rate bound (fake API)"
+	@echo "make dataproc-bundle  a release's code and wheels for Dataproc (build/dataproc/)"
 	@echo "Data goes to STOCK_PLATFORM_DATA_DIR (default .data/); see README.md for settings."
 
 .tools/bin/uv:
@@ -62,7 +63,7 @@ run: $(MANIFEST)
 		$(if $(DOMAIN),--domain $(DOMAIN)) $(if $(VERBOSE),--verbose)
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check stock_platform tests bench
+	$(VENV)/bin/ruff check stock_platform tests bench deploy
 	$(VENV)/bin/mypy stock_platform
 	@# dbt's templater opens the local target: give it an empty warehouse of its own.
 	STOCK_PLATFORM_DATA_DIR=$$(mktemp -d) $(VENV)/bin/sqlfluff lint dbt_project/models
@@ -97,5 +98,11 @@ bench: $(MANIFEST)
 bench-api: $(MANIFEST)
 	$(PY) bench/api_ingest.py $(BENCH_ARGS)
 
+# A release's Dataproc code: spark_job.py, stock_platform.zip, the initialization action and the
+# job's dependencies as wheels (deploy/README.md, "Spark on Dataproc"). Downloads from PyPI.
+.PHONY: dataproc-bundle
+dataproc-bundle: $(VENV)/.synced
+	$(UV) run --no-sync --with pip python deploy/dataproc/bundle.py build/dataproc
+
 clean:
-	rm -rf .data dbt_project/target dbt_project/logs
+	rm -rf .data dbt_project/target dbt_project/logs build

@@ -53,6 +53,7 @@ class PlatformSettings(DomainSettings):
     dataproc_region: str = Field("", alias="DATAPROC_REGION")
     dataproc_code_uri: str = Field("", alias="DATAPROC_CODE_URI")
     dataproc_service_account: str = Field("", alias="DATAPROC_SERVICE_ACCOUNT")
+    dataproc_subnetwork: str = Field("", alias="DATAPROC_SUBNETWORK")
     spark_k8s_image: str = Field("", alias="SPARK_K8S_IMAGE")
     spark_k8s_service_account: str = Field("stock-platform", alias="SPARK_K8S_SERVICE_ACCOUNT")
     spark_executor_instances: int = Field(4, ge=1, alias="SPARK_EXECUTOR_INSTANCES")

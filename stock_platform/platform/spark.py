@@ -64,19 +64,17 @@ def require_java(minimum: int = 17) -> None:
         raise dg.Failure(f"Java {version or '?'} found at {java} is too old. {hint}")
 
 
-def local_spark_config(data_dir: Path) -> dict[str, str]:
-    """Spark in this process, on every core: the local default."""
+def local_spark_config(data_dir: Path, lake_on_local_disk: bool = True) -> dict[str, str]:
+    """Spark in this process, on every core: the local default (and gcp's SPARK_RUNNER=local,
+    where the lake is in GCS: `lake_on_local_disk=False`)."""
     tmp = data_dir / "spark-tmp"
-    return {
+    config = {
         "spark.master": "local[*]",
         "spark.app.name": "stock_platform",
         # Caps the JVM (cached rows spill to disk beyond it): a ten-year run stays under 8 GiB.
         "spark.driver.memory": "4g",
         **SESSION_CONFIG,
         "spark.sql.shuffle.partitions": "8",
-        # List input files on the driver: beyond 32 paths Spark lists them in a job with one task
-        # per path, 7 s for a year's 732 raw pages on the local disk.
-        "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
         # Few, large read tasks: a task running Python (the stock cleaning's page parser) pays a
         # fixed cost in its worker (re-reading the import caches of Spark's pyspark.zip, about
         # 0.5 s), so the small raw files are read in at most two tasks per core. Ten years of
@@ -90,6 +88,12 @@ def local_spark_config(data_dir: Path) -> dict[str, str]:
             [f"-Dderby.system.home={tmp}", "-XX:G1PeriodicGCInterval=5000", JIT_OPTIONS]
         ),
     }
+    if lake_on_local_disk:
+        # List input files on the driver: beyond 32 paths Spark lists them in a job with one task
+        # per path, 7 s for a year's 732 raw pages on the local disk. Not for gs://, where each
+        # listing is a request and listing in parallel pays.
+        config["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "1000000"
+    return config
 
 
 def start_session(config: dict[str, str]) -> Any:

@@ -1,13 +1,19 @@
 """Spark on Dataproc through Dagster Pipes.
 
-The generic job script (stock_platform/platform/spark_job.py) runs the stock cleaning job for real
-through dg.PipesSubprocessClient (local paths, local Spark); what the resource sends to Dataproc
-(cluster, job request, Pipes arguments) is asserted on mocked clients."""
+The generic job script (stock_platform/platform/spark_job.py) runs the stock and web cleaning jobs
+for real through dg.PipesSubprocessClient (local paths, local Spark), in a fresh virtual
+environment holding only what a Dataproc image has plus what a release ships
+(deploy/dataproc/bundle.py); what the resource sends to Dataproc (cluster, job request, Pipes
+arguments) is asserted on mocked clients."""
 
 import datetime as dt
 import gzip
+import importlib.util
 import json
+import shutil
+import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from unittest import mock
 
@@ -21,6 +27,7 @@ from google.cloud import dataproc_v1
 from stock_platform.defs.stock_prices.cleaning import CLEANING_JOB
 from stock_platform.defs.stock_prices.schema import RAW
 from stock_platform.defs.stock_prices.sources.synthetic_source import SyntheticSource
+from stock_platform.defs.web_traffic.cleaning import CLEANING_JOB as WEB_CLEANING_JOB
 from stock_platform.platform import spark_job
 from stock_platform.platform.lake import Lake, new_version
 from stock_platform.platform.resources.gcp import DataprocSparkResource
@@ -28,6 +35,10 @@ from stock_platform.platform.settings import REPO_ROOT
 from stock_platform.platform.spark import SESSION_CONFIG
 
 DAYS = [dt.date(2024, 4, 8), dt.date(2024, 4, 9)]
+_spec = importlib.util.spec_from_file_location("bundle", REPO_ROOT / "deploy" / "dataproc" / "bundle.py")
+assert _spec is not None and _spec.loader is not None
+bundle = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bundle)
 SCRIPT = Path(spark_job.__file__)
 DUPLICATE = "duplicate (trade_date, ticker): a later-ingested row was kept"
 
@@ -56,27 +67,63 @@ def write_raw_pages(root: Path) -> tuple[list[dict[str, str]], int, int]:
     return pages, unique, first.rows
 
 
-def test_the_pipes_script_runs_the_job_and_reports_its_metadata(tmp_path):
-    pages, unique, duplicates = write_raw_pages(tmp_path / "lake")
-    staging = tmp_path / "staging"
-    arguments = tmp_path / "arguments.json"
-    arguments.write_text(json.dumps({"pages": pages, "staging_uri": str(staging)}))
-    # The session settings Dataproc gets as job properties; the workers run this venv's Python.
+# What a Dataproc image has for the job (PySpark, pandas, pyarrow and their own dependencies), at
+# the versions this project runs.
+IMAGE_PACKAGES = ("pyspark", "pandas", "pyarrow")
+
+
+@pytest.fixture(scope="module")
+def dataproc_image(tmp_path_factory):
+    """A fresh virtual environment holding only the image's packages plus what the job ships
+    (the dependency group installed from staged wheels by install-wheels.sh), and the release's
+    stock_platform.zip: (python, zip). Built with uv from its cache (PyPI otherwise)."""
+    folder = tmp_path_factory.mktemp("dataproc_image")
+    uv = shutil.which("uv") or str(REPO_ROOT / ".tools" / "bin" / "uv")
+    python = folder / "venv" / "bin" / "python"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(folder / "venv")], check=True)
+    image = [f"{name}=={version(name)}" for name in IMAGE_PACKAGES]
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *image], check=True)
+    shipped = folder / "requirements.txt"
+    shipped.write_text(bundle.requirements())
+    subprocess.run([uv, "pip", "install", "--quiet", "--no-deps", "--python", str(python), "-r", str(shipped)],
+                   check=True)
+    return python, bundle.build_zip(folder / "stock_platform.zip")
+
+
+def run_script(image, job: str, arguments: dict, **env: str) -> dg.AssetMaterialization:
+    """spark_job.py run by the image's Python through dg.PipesSubprocessClient, the package
+    imported from the zip: the materialization it reported."""
+    python, package = image
+    arguments_file = package.parent / f"{job.rpartition(':')[2]}-arguments.json"
+    arguments_file.write_text(json.dumps(arguments))
+    # The session settings Dataproc gets as job properties; the workers run the image's Python.
     submit_args = " ".join(f"--conf {key}={value}" for key, value in SESSION_CONFIG.items())
     env = {
-        "PYTHONPATH": str(REPO_ROOT),
-        "PYSPARK_PYTHON": sys.executable,
+        **env,
+        "PYTHONPATH": str(package),
+        "PYSPARK_PYTHON": str(python),
         "PYSPARK_SUBMIT_ARGS": f"--conf spark.ui.enabled=false {submit_args} pyspark-shell",
     }
 
-    @dg.asset
-    def clean_stock_prices(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
-        command = [sys.executable, str(SCRIPT), "--job", CLEANING_JOB, "--arguments", str(arguments)]
+    @dg.asset(name=job.rpartition(":")[2])
+    def cleaning(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
+        # A copy of the script, so that nothing of this checkout is importable beside it.
+        script = shutil.copy(SCRIPT, package.parent / "spark_job.py")
+        command = [str(python), script, "--job", job, "--arguments", str(arguments_file)]
         return pipes.run(command=command, context=context, env=env).get_materialize_result()
 
-    result = dg.materialize([clean_stock_prices], resources={"pipes": dg.PipesSubprocessClient()})
+    result = dg.materialize([cleaning], resources={"pipes": dg.PipesSubprocessClient()})
     assert result.success
-    [materialization] = result.asset_materializations_for_node("clean_stock_prices")
+    [materialization] = result.asset_materializations_for_node(cleaning.op.name)
+    return materialization
+
+
+def test_the_pipes_script_runs_the_stock_job_with_only_what_the_image_and_the_release_hold(
+    tmp_path, dataproc_image
+):
+    pages, unique, duplicates = write_raw_pages(tmp_path / "lake")
+    staging = tmp_path / "staging"
+    materialization = run_script(dataproc_image, CLEANING_JOB, {"pages": pages, "staging_uri": str(staging)})
     # The metadata the job returned, reported through Pipes.
     assert {key: value.value for key, value in materialization.metadata.items()} == {
         "spark_pages": len(pages)
@@ -91,12 +138,44 @@ def test_the_pipes_script_runs_the_job_and_reports_its_metadata(tmp_path):
     assert set(written["rejected"].column("reject_reason").to_pylist()) == {DUPLICATE}
 
 
+WEB_LINES = [
+    '203.0.113.7 - - [08/Apr/2024:10:00:00 +0900] "GET /index.html HTTP/1.1" 200 512 "-" '
+    '"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0 Safari/537.36"',
+    '2001:db8::1 - - [08/Apr/2024:10:00:05 +0900] "GET /about HTTP/1.1" 304 - "https://www.google.com/" '
+    '"Googlebot/2.1 (+http://www.google.com/bot.html)"',
+    "this is not an access log line",
+]
+
+
+def test_the_pipes_script_runs_the_web_job_with_only_what_the_image_and_the_release_hold(
+    tmp_path, dataproc_image
+):
+    """The web cleaning parses user agents in the Python workers: ua-parser ships with the job."""
+    log = tmp_path / "raw" / "access.log"
+    log.parent.mkdir()
+    log.write_text("\n".join(WEB_LINES) + "\n")
+    staging = tmp_path / "staging"
+    files = [{"uri": str(log), "partition": "2024-04-08", "name": "access.log"}]
+    materialization = run_script(
+        dataproc_image, WEB_CLEANING_JOB,
+        {"files": files, "staging_uri": str(staging), "timezone": "Asia/Seoul"},
+        WEB_IP_SALT="a-test-salt",
+    )
+    assert materialization.metadata["spark_files"].value == 1
+    clean = ds.dataset(staging / "clean", format="parquet", partitioning="hive").to_table().to_pylist()
+    assert sorted(row["browser_family"] for row in clean) == ["Chrome", "Googlebot"]
+    assert [row["is_bot"] for row in sorted(clean, key=lambda r: r["browser_family"])] == [False, True]
+    rejected = ds.dataset(staging / "rejected", format="parquet", partitioning="hive").to_table()
+    assert rejected.column("line").to_pylist() == [WEB_LINES[2].encode()]  # the raw bytes
+
+
 RESOURCE = dict(
     project="test-project",
     region="asia-northeast3",
     code_uri="gs://stock-code/stock_platform/1.2.3/",
     lake_uri="gs://stock-lake/prod",
     service_account="dataproc-spark@test-project.iam.gserviceaccount.com",
+    subnetwork="projects/test-project/regions/asia-northeast3/subnetworks/spark",
 )
 ARGUMENTS_URI = "gs://stock-lake/prod/_spark_jobs/run-1.json"
 # For runs: the resource writes the job's arguments next to the lake, here in fsspec's memory.
@@ -125,7 +204,13 @@ def test_the_dataproc_job_request():
     assert config.gce_cluster_config.internal_ip_only is True
     assert (config.master_config.num_instances, config.worker_config.num_instances) == (1, 2)
     assert config.software_config.image_version == "2.2-debian12"
-    assert config.software_config.properties["dataproc:pip.packages"].startswith("dagster-pipes==")
+    # Internal IPs only, in the subnetwork named (the default network may not exist), and no
+    # package installed from PyPI at start-up (no egress): the wheels staged beside the code.
+    assert config.gce_cluster_config.subnetwork_uri == RESOURCE["subnetwork"]
+    assert not config.software_config.properties
+    [action] = config.initialization_actions
+    assert action.executable_file == "gs://stock-code/stock_platform/1.2.3/install-wheels.sh"
+    assert config.gce_cluster_config.metadata == {"stock-platform-wheels": "gs://stock-code/stock_platform/1.2.3/wheels"}
     # Dataproc deletes the cluster itself if the run dies before deleting it.
     assert config.lifecycle_config.auto_delete_ttl == dt.timedelta(hours=4)
     assert config.lifecycle_config.idle_delete_ttl == dt.timedelta(minutes=30)
@@ -135,12 +220,14 @@ class FakeDataproc:
     """Mocked cluster and job controllers; a submitted job plays the remote script's Pipes side
     with the arguments PipesDataprocJobClient added to the request."""
 
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool = False, fail_create: bool = False):
         self.calls: list[str] = []
         self.fail = fail
         self.clusters = mock.create_autospec(dataproc_v1.ClusterControllerClient, instance=True)
         self.jobs = mock.create_autospec(dataproc_v1.JobControllerClient, instance=True)
-        self.clusters.create_cluster.side_effect = lambda **kw: self.calls.append("create") or mock.Mock()
+        self.clusters.create_cluster.side_effect = lambda **kw: self.calls.append("create") or (
+            mock.Mock(result=mock.Mock(side_effect=RuntimeError("initialization action failed")))
+            if fail_create else mock.Mock())
         self.clusters.delete_cluster.side_effect = lambda **kw: self.calls.append("delete") or mock.Mock()
         self.jobs.submit_job.side_effect = self._submit
 
@@ -223,6 +310,33 @@ def test_the_cluster_is_deleted_when_the_job_fails():
     result = run_job(fake)
     assert not result.success
     assert fake.calls == ["create", "submit", "delete"]
+
+
+def test_a_failed_cluster_creation_still_deletes_the_cluster():
+    # A creation that fails (an initialization action, a quota) can leave a cluster in ERROR.
+    fake = FakeDataproc(fail_create=True)
+    result = run_job(fake)
+    assert not result.success
+    assert fake.calls == ["create", "delete"]
+
+
+def test_a_missing_bucket_permission_for_pipes_fails_loudly_before_any_cluster():
+    """PipesGCSMessageReader calls get_bucket and reads any error as "no messages yet": without
+    storage.buckets.get the step would end with no logs and no metadata from the job."""
+    from google.api_core.exceptions import Forbidden
+
+    with mock.patch("google.cloud.storage.Client") as client_class:
+        client_class.return_value.get_bucket.side_effect = Forbidden("storage.buckets.get denied")
+        with pytest.raises(dg.Failure) as failure:
+            DataprocSparkResource(**RESOURCE)._message_reader()
+    client_class.return_value.get_bucket.assert_called_once_with("stock-lake")
+    assert "storage.buckets.get" in str(failure.value)
+    assert "roles/storage.legacyBucketReader" in str(failure.value)
+    with mock.patch("google.cloud.storage.Client"):
+        reader = DataprocSparkResource(**RESOURCE)._message_reader()
+    # The driver's stdout and stderr travel with the messages (Dagster shows the job's logs).
+    with reader.get_params() as params:
+        assert params["bucket"] == "stock-lake" and params["include_stdio_in_messages"] is True
 
 
 @pytest.mark.parametrize("missing", ["GCP_PROJECT", "DATAPROC_REGION", "DATAPROC_CODE_URI", "GCS_LAKE_URI"])

@@ -71,12 +71,15 @@ def _gcp_resources(settings: PlatformSettings) -> dict[str, Any]:
             code_uri=settings.dataproc_code_uri,
             lake_uri=settings.gcs_lake_uri,
             service_account=settings.dataproc_service_account,
+            subnetwork=settings.dataproc_subnetwork,
         )
     elif settings.spark_runner == "kubernetes":
         spark = InProcessSparkResource(session=gcp.KubernetesSparkSessionResource(spark_config={}))
     else:
         spark = InProcessSparkResource(
-            session=SparkSessionResource(spark_config=local_spark_config(settings.data_path))
+            session=SparkSessionResource(
+                spark_config=local_spark_config(settings.data_path, lake_on_local_disk=False)
+            )
         )
     return {
         "lake": gcp.GcsLakeResource(root=settings.gcs_lake_uri),

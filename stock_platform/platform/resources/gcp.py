@@ -8,10 +8,10 @@ Credentials are never configured here: every client uses Application Default Cre
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
-from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
@@ -20,7 +20,7 @@ import psycopg
 import pyarrow as pa
 from dagster_gcp import BigQueryResource
 from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
-from dagster_pipes.version import __version__ as dagster_pipes_version
+from google.api_core import exceptions as google_exceptions
 from google.cloud import dataproc_v1, storage
 from pydantic import PrivateAttr
 
@@ -96,6 +96,9 @@ class DataprocSparkResource(SparkResource):
     code_uri: str  # gs:// folder holding spark_job.py and stock_platform.zip (deploy step)
     lake_uri: str  # Pipes messages go to <lake bucket>/_pipes/
     service_account: str = ""  # the cluster VMs' identity; empty: the Compute default account
+    # The subnetwork of the cluster's internal IPs (name or URI); empty: the project's `default`
+    # network, which many organisations delete. It needs Private Google Access.
+    subnetwork: str = ""
     image_version: str = "2.2-debian12"  # Spark 3.5, Python 3.11
     machine_type: str = "n2-standard-4"
     num_workers: int = 2
@@ -118,6 +121,9 @@ class DataprocSparkResource(SparkResource):
                     service_account=self.service_account,
                     service_account_scopes=["https://www.googleapis.com/auth/cloud-platform"],
                     internal_ip_only=True,
+                    subnetwork_uri=self.subnetwork,
+                    # Where install-wheels.sh finds the job's dependencies.
+                    metadata={"stock-platform-wheels": f"{self._code}/wheels"},
                 ),
                 master_config=dataproc_v1.InstanceGroupConfig(
                     num_instances=1, machine_type_uri=self.machine_type
@@ -125,17 +131,16 @@ class DataprocSparkResource(SparkResource):
                 worker_config=dataproc_v1.InstanceGroupConfig(
                     num_instances=self.num_workers, machine_type_uri=self.machine_type
                 ),
-                software_config=dataproc_v1.SoftwareConfig(
-                    image_version=self.image_version,
-                    # The job's Python dependencies beyond the image, at the versions Dagster uses.
-                    properties={
-                        "dataproc:pip.packages": f"dagster-pipes=={dagster_pipes_version},"
-                        f"google-cloud-storage=={storage.__version__},"
-                        # The web cleaning parses user agents in the Python workers.
-                        f"ua-parser=={version('ua-parser')},"
-                        f"ua-parser-builtins=={version('ua-parser-builtins')}"
-                    },
-                ),
+                software_config=dataproc_v1.SoftwareConfig(image_version=self.image_version),
+                # The job's Python dependencies beyond the image's PySpark, pandas and pyarrow,
+                # installed from wheels staged beside the code (deploy/dataproc/bundle.py): the
+                # cluster has internal IPs only and no route to PyPI.
+                initialization_actions=[
+                    dataproc_v1.NodeInitializationAction(
+                        executable_file=f"{self._code}/install-wheels.sh",
+                        execution_timeout=dt.timedelta(minutes=10),
+                    )
+                ],
                 lifecycle_config=dataproc_v1.LifecycleConfig(
                     auto_delete_ttl=dt.timedelta(seconds=self.max_age_s),
                     idle_delete_ttl=dt.timedelta(minutes=30),
@@ -143,8 +148,12 @@ class DataprocSparkResource(SparkResource):
             ),
         )
 
+    @property
+    def _code(self) -> str:
+        return self.code_uri.rstrip("/")
+
     def job_spec(self, cluster_name: str, job: str, arguments_uri: str) -> dataproc_v1.Job:
-        code = self.code_uri.rstrip("/")
+        code = self._code
         return dataproc_v1.Job(
             placement=dataproc_v1.JobPlacement(cluster_name=cluster_name),
             pyspark_job=dataproc_v1.PySparkJob(
@@ -158,8 +167,23 @@ class DataprocSparkResource(SparkResource):
         )
 
     def _message_reader(self) -> dg.PipesMessageReader:
+        """Pipes messages through the lake bucket, the driver's stdout and stderr with them.
+
+        The reader and the job's writer call get_bucket (storage.buckets.get, which object roles
+        lack); the reader treats any error as "no messages yet" and would finish with none, so
+        the permission is checked first and a missing one fails the step, naming it."""
+        client = storage.Client(project=self.project)
         bucket = self.lake_uri.removeprefix("gs://").split("/")[0]
-        return PipesGCSMessageReader(bucket=bucket, client=storage.Client(project=self.project))
+        try:
+            client.get_bucket(bucket)
+        except google_exceptions.Forbidden as error:
+            raise dg.Failure(
+                f"Pipes messages from Dataproc go through gs://{bucket}, and this identity may not "
+                f"read the bucket's metadata (storage.buckets.get): grant it and the Dataproc VM "
+                f"account roles/storage.legacyBucketReader on the bucket (deploy/README.md). "
+                f"({error.code} {type(error).__name__})"
+            ) from None
+        return PipesGCSMessageReader(bucket=bucket, client=client, include_stdio_in_messages=True)
 
     def _client_options(self) -> dict[str, str]:
         return {"api_endpoint": f"{self.region}-dataproc.googleapis.com:443"}
@@ -170,16 +194,19 @@ class DataprocSparkResource(SparkResource):
         arguments_uri = f"{self.lake_uri.rstrip('/')}/_spark_jobs/{context.run.run_id}-{uuid.uuid4().hex[:8]}.json"
         with fsspec.open(arguments_uri, "w") as handle:
             handle.write(json.dumps(arguments))
+        message_reader = self._message_reader()
         clusters = dataproc_v1.ClusterControllerClient(client_options=self._client_options())
         name = f"stock-spark-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
         context.log.info(f"Creating Dataproc cluster {name} in {self.region}")
-        clusters.create_cluster(
-            project_id=self.project, region=self.region, cluster=self.cluster_spec(name)
-        ).result()
         try:
+            # Inside the try: a creation that fails (a quota, an initialization action) can leave
+            # a cluster in the ERROR state, which still costs until deleted.
+            clusters.create_cluster(
+                project_id=self.project, region=self.region, cluster=self.cluster_spec(name)
+            ).result()
             pipes = PipesDataprocJobClient(
                 client=dataproc_v1.JobControllerClient(client_options=self._client_options()),
-                message_reader=self._message_reader(),
+                message_reader=message_reader,
             )
             result = pipes.run(
                 context=context,
@@ -191,9 +218,11 @@ class DataprocSparkResource(SparkResource):
             )
             return dict(result.get_materialize_result().metadata or {})
         finally:
-            clusters.delete_cluster(
-                project_id=self.project, region=self.region, cluster_name=name
-            ).result()
+            # NotFound: the creation failed before the cluster existed.
+            with contextlib.suppress(google_exceptions.NotFound):
+                clusters.delete_cluster(
+                    project_id=self.project, region=self.region, cluster_name=name
+                ).result()
 
 
 class CloudSqlServingDatabaseResource(ServingDatabaseResource):
