@@ -11,6 +11,12 @@ one small object:
 Readers go through the manifest, so they see the previous version until the new one is complete,
 and a killed writer leaves only an unreferenced version prefix behind (collected by a later
 publish). Replacing the manifest is atomic: os.replace locally, a single-object upload in GCS.
+
+A writer that publishes several manifests of one day (a cleaning's clean/ and rejected/) passes
+the state it read before writing (`publish_state`) as `expected`: the manifest is replaced only if
+nobody published it meanwhile (GCS: an `ifGenerationMatch` precondition; local disk: a lock
+around the compare and the rename), else `PublishConflict`. Two overlapping runs therefore never
+leave one run's clean/ beside the other's rejected/: the second to publish fails and is re-run.
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ from typing import Any
 import fsspec
 
 MANIFEST = "_manifest.json"
+LOCK = "_manifest.lock"
+
+
+class PublishConflict(RuntimeError):
+    """Another writer published the partition after this one read its state."""
 
 
 def new_version() -> str:
@@ -160,13 +171,64 @@ class Lake:
             names.append(name)
         return names
 
-    def publish(self, manifest: Manifest) -> None:
-        """Make `manifest.version` the visible version of its partition, then collect garbage."""
+    def publish_state(self, dataset: str, day: dt.date) -> str:
+        """A token of the partition's published state ("" when nothing is published), for
+        `publish(..., expected=)`: the object's generation in GCS, the version locally."""
+        path = self.uri(f"{self.partition_dir(dataset, day)}/{MANIFEST}")
+        if self.is_local:
+            manifest = self.manifest(dataset, day)
+            return manifest.version if manifest else ""
+        self.fs.invalidate_cache(path)
+        try:
+            return str(self.fs.info(path)["generation"])
+        except FileNotFoundError:
+            return ""
+
+    def publish(self, manifest: Manifest, expected: str | None = None) -> None:
+        """Make `manifest.version` the visible version of its partition, then collect garbage.
+        With `expected` (from publish_state), only if the partition is still in that state."""
         base = self.partition_dir(manifest.dataset, manifest.day)
         previous = self.manifest(manifest.dataset, manifest.day)
-        self._write_atomically(f"{base}/{MANIFEST}", manifest.to_json().encode())
+        data = manifest.to_json().encode()
+        if expected is None:
+            self._write_atomically(f"{base}/{MANIFEST}", data)
+        elif self.is_local:
+            self._replace_locally_if(base, manifest, expected, data)
+        else:
+            self._upload_if_generation(base, manifest, expected, data)
         keep = {manifest.version} | ({previous.version} if previous else set())
         self._collect(base, keep)
+
+    def _conflict(self, manifest: Manifest) -> PublishConflict:
+        return PublishConflict(
+            f"{self.uri(self.partition_dir(manifest.dataset, manifest.day))} was published by another "
+            f"run while this one was writing it; nothing of this run is visible there. Re-run the partition."
+        )
+
+    def _replace_locally_if(self, base: str, manifest: Manifest, expected: str, data: bytes) -> None:
+        import fcntl
+
+        os.makedirs(self.uri(base), exist_ok=True)
+        with open(self.uri(f"{base}/{LOCK}"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            current = self.manifest(manifest.dataset, manifest.day)
+            if (current.version if current else "") != expected:
+                raise self._conflict(manifest)
+            self._write_atomically(f"{base}/{MANIFEST}", data)
+
+    def _upload_if_generation(self, base: str, manifest: Manifest, expected: str, data: bytes) -> None:
+        # gcsfs only offers "create if absent"; google-cloud-storage sends any generation
+        # precondition (0: the object must not exist).
+        from google.api_core.exceptions import PreconditionFailed
+        from google.cloud import storage
+
+        bucket, _, key = self.uri(f"{base}/{MANIFEST}").removeprefix("gs://").partition("/")
+        blob = storage.Client().bucket(bucket).blob(key)
+        try:
+            blob.upload_from_string(data, content_type="application/json", if_generation_match=int(expected or 0))
+        except PreconditionFailed:
+            raise self._conflict(manifest) from None
+        self.fs.invalidate_cache(self.uri(base))
 
     def _collect(self, base: str, keep: set[str]) -> None:
         # Keep the new and the previous version (a reader may still be on it); delete versions

@@ -90,6 +90,10 @@ def publish_staged(
             f"{name} published nothing: the clean and rejected rows do not add up to the raw rows "
             f"on {'; '.join(unbalanced)}"
         )
+    # The state of every manifest this step replaces, read before it replaces any: a run that
+    # overlaps this one and publishes first makes this one fail (PublishConflict) instead of
+    # leaving one run's clean/ beside the other's rejected/.
+    states = {(day, dataset): store.publish_state(dataset, day) for day in days for dataset in (clean, rejected)}
     published = {}
     for day in days:
         version = new_version()
@@ -103,7 +107,8 @@ def publish_staged(
                         reasons.update(pq.read_table(handle, columns=[reason_column]).column(0).to_pylist())
             # Earlier days are published, this one is adopted into its version but not visible.
             failpoint(f"{name}.before_publish:{folder}/{day}")
-            store.publish(Manifest(dataset, day, version, names, counts[day, folder], raw_manifests[day].status))
+            store.publish(Manifest(dataset, day, version, names, counts[day, folder], raw_manifests[day].status),
+                          expected=states[day, dataset])
         published[day] = CleanedDay(raw_manifests[day].status, counts[day, "clean"], counts[day, "rejected"], reasons)
     store.remove_tree(staging)
     for folder in collect_abandoned_staging(store, context.instance):

@@ -5,6 +5,7 @@ raw ingestion asset materialized into GCS with STOCK_PLATFORM_ENV=gcp."""
 import datetime as dt
 import gzip
 import json
+from unittest import mock
 
 import dagster as dg
 import pytest
@@ -13,13 +14,13 @@ from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 from stock_platform.defs.stock_prices import schema
 from stock_platform.defs.stock_prices.ingestion import raw_stock_prices
 from stock_platform.defs.stock_prices.resources import SyntheticSourceResource
-from stock_platform.platform.lake import Lake, Manifest, new_version
+from stock_platform.platform.lake import Lake, Manifest, PublishConflict, new_version
 from stock_platform.platform.resources import build_resources
 from stock_platform.platform.resources.gcp import GcsLakeResource
 from stock_platform.platform.settings import PlatformSettings, parse
 
 # Lake datasets are named by the domains; the Lake itself does not care.
-RAW, CLEAN = "raw/test_prices", "clean/test_prices"
+RAW, CLEAN, REJECTED = "raw/test_prices", "clean/test_prices", "rejected/test_prices"
 DAY = dt.date(2024, 3, 4)
 PAGES = 3
 
@@ -115,6 +116,57 @@ def test_adopt_moves_staged_files_into_a_version(lake):
     assert not any(lake.fs.exists(uri) for uri in staged)
     lake.publish(Manifest(CLEAN, DAY, version, names, rows=2))
     assert [lake.fs.cat_file(uri) for uri in lake.files(CLEAN, DAY)] == [s.encode() for s in sorted(staged)]
+
+
+def test_a_publish_with_the_state_it_read_replaces_the_manifest(lake):
+    assert lake.publish_state(RAW, DAY) == ""
+    first = write_version(lake, "one")
+    lake.publish(first, expected="")
+    state = lake.publish_state(RAW, DAY)
+    assert state != ""
+    lake.publish(write_version(lake, "two"), expected=state)
+    assert read_partition(lake) == ["two/0", "two/1", "two/2"]
+    assert lake.publish_state(RAW, DAY) != state
+
+
+def test_two_overlapping_writers_never_interleave_their_clean_and_rejected_versions(tmp_path):
+    """Both read the state of clean/ and rejected/ before publishing either; A publishes clean/,
+    B's clean/ then fails, A's rejected/ succeeds: the day is all A's. (The GCS emulator ignores
+    preconditions: on GCS, what is sent is checked below.)"""
+    lake = Lake(str(tmp_path / "lake"))
+    states = {name: {ds: lake.publish_state(ds, DAY) for ds in (CLEAN, REJECTED)} for name in "AB"}
+
+    def version(dataset: str, tag: str) -> Manifest:
+        return Manifest(dataset, DAY, new_version(), [], rows=0, details={"run": tag})
+
+    lake.publish(version(CLEAN, "A"), expected=states["A"][CLEAN])
+    with pytest.raises(PublishConflict, match="published by another run"):
+        lake.publish(version(CLEAN, "B"), expected=states["B"][CLEAN])
+    lake.publish(version(REJECTED, "A"), expected=states["A"][REJECTED])
+    with pytest.raises(PublishConflict):
+        lake.publish(version(REJECTED, "B"), expected=states["B"][REJECTED])
+    assert {lake.manifest(ds, DAY).details["run"] for ds in (CLEAN, REJECTED)} == {"A"}
+
+
+def test_on_gcs_the_manifest_is_uploaded_with_the_generation_read_as_its_precondition():
+    from google.api_core.exceptions import PreconditionFailed
+
+    # Nothing published before, nothing to collect after.
+    lake = Lake("gs://stock-lake/prod", fs=mock.Mock(**{"cat_file.side_effect": FileNotFoundError,
+                                                         "ls.side_effect": FileNotFoundError}))
+    manifest = Manifest(CLEAN, DAY, new_version(), [], rows=0)
+    with mock.patch("google.cloud.storage.Client") as client_class:
+        blob = client_class.return_value.bucket.return_value.blob.return_value
+        lake.publish(manifest, expected="1712345678901234")
+        client_class.return_value.bucket.assert_called_with("stock-lake")
+        client_class.return_value.bucket.return_value.blob.assert_called_with(
+            f"prod/{CLEAN}/dt={DAY}/_manifest.json")
+        assert blob.upload_from_string.call_args.kwargs["if_generation_match"] == 1712345678901234
+        lake.publish(manifest, expected="")  # nothing published yet: the object must not exist
+        assert blob.upload_from_string.call_args.kwargs["if_generation_match"] == 0
+        blob.upload_from_string.side_effect = PreconditionFailed("conditionNotMet")
+        with pytest.raises(PublishConflict, match="gs://stock-lake/prod/clean/test_prices/dt=2024-03-04"):
+            lake.publish(manifest, expected="1712345678901234")
 
 
 def test_raw_stock_prices_materializes_into_gcs(gcs_emulator):  # noqa: F811
