@@ -80,6 +80,11 @@ def test_spark_runs_in_the_step_process_by_default_or_with_executors_on_kubernet
     spark = build_resources(parse(PlatformSettings, GCP))["spark"]
     assert isinstance(spark, InProcessSparkResource) and type(spark.session) is SparkSessionResource
     assert spark.session.spark_config["spark.master"].startswith("local")
+    # The lake is in GCS: no local-disk tuning (serial listing of input paths on the driver).
+    listing = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    assert listing not in spark.session.spark_config
+    local = build_resources(parse(PlatformSettings, {}))["spark"]
+    assert local.session.spark_config[listing] == "1000000"
     spark = build_resources(parse(PlatformSettings, {**GCP, "SPARK_RUNNER": "kubernetes"}))["spark"]
     assert isinstance(spark.session, KubernetesSparkSessionResource)
 
