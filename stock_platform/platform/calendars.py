@@ -96,6 +96,15 @@ def trading_sessions(start: dt.date, end: dt.date) -> list[dt.date]:
     return [day for day in days if is_trading_day(day)]
 
 
+def previous_session(day: dt.date) -> dt.date:
+    """The last XKRX session strictly before `day` (KRX never closes for more than two weeks)."""
+    for back in range(1, 15):
+        candidate = day - dt.timedelta(days=back)
+        if is_trading_day(candidate):
+            return candidate
+    raise ValueError(f"no XKRX session in the two weeks before {day}")
+
+
 def parse_partition_key(key: str) -> dt.date:
     return dt.datetime.strptime(key, PARTITION_FORMAT).date()
 

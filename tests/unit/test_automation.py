@@ -14,11 +14,11 @@ import pytest
 
 from stock_platform.cli import definitions
 from stock_platform.defs.stock_prices import ingestion
-from stock_platform.defs.stock_prices.automation import daily_schedule, previous_session
+from stock_platform.defs.stock_prices.automation import daily_schedule
 from stock_platform.defs.stock_prices.ingestion import NotPublishedYet, raw_stock_prices
 from stock_platform.defs.stock_prices.resources import StockSourceResource
 from stock_platform.defs.stock_prices.sources import FetchedPage
-from stock_platform.platform.calendars import SEOUL
+from stock_platform.platform.calendars import SEOUL, previous_session
 from stock_platform.platform.notifications import (
     LogNotifier,
     SlackNotifier,

@@ -18,7 +18,7 @@ from dagster_k8s import k8s_job_executor
 from fixtures.platform import domain_job
 
 from stock_platform.cli import definitions
-from stock_platform.defs.stock_prices.marts import MARTS_FRESHNESS
+from stock_platform.defs.stock_prices.freshness import CHECK as FRESHNESS_CHECK
 from stock_platform.defs.web_traffic.marts import MARTS_FRESHNESS as WEB_MARTS_FRESHNESS
 from stock_platform.platform.resources.gcp import BigQueryWarehouseResource, GcsLakeResource
 
@@ -162,12 +162,15 @@ def test_the_gcp_definitions_load_with_the_same_graph_and_gcp_resources(gcp_defs
     assert graph_snapshot(gcp_defs) == graph_snapshot(local_defs)
 
 
-def test_the_freshness_policy_is_on_the_marts_only(local_defs):
+def test_freshness_is_watched_on_the_marts_only(local_defs):
+    # The web marts (calendar days): a cron freshness policy. The stock marts: a check on the
+    # trading calendar instead (a cron policy calls them stale on every KRX holiday).
     graph = local_defs.resolve_asset_graph()
     policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
-    assert {key for key, policy in policies.items() if policy is not None} == MARTS | WEB_MARTS
-    assert all(policies[key] == MARTS_FRESHNESS for key in MARTS)
+    assert {key for key, policy in policies.items() if policy is not None} == WEB_MARTS
     assert all(policies[key] == WEB_MARTS_FRESHNESS for key in WEB_MARTS)
+    checked = {key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == FRESHNESS_CHECK}
+    assert checked == MARTS
 
 
 def test_every_step_declares_its_pod_resources_as_op_tags(local_defs):

@@ -5,32 +5,16 @@ Data for session D is published after 13:00 KST on the next session, so the sche
 publication is handled by raw_stock_prices (retry with backoff until the 20:00 KST deadline).
 """
 
-import datetime as dt
-
 import dagster as dg
 
 from stock_platform.defs.stock_prices.settings import stock_settings
-from stock_platform.platform.calendars import (
-    PARTITION_FORMAT,
-    SEOUL,
-    closure_reason,
-    is_trading_day,
-)
+from stock_platform.platform.calendars import PARTITION_FORMAT, SEOUL, closure_reason, previous_session
 
 daily_job = dg.define_asset_job(
     "daily_stock_prices",
     selection=dg.AssetSelection.groups("stock_prices"),
     description="The domain, API to dbt marts, for one session (launched by daily_schedule).",
 )
-
-
-def previous_session(day: dt.date) -> dt.date:
-    """The last XKRX session strictly before `day` (KRX never closes for more than two weeks)."""
-    for back in range(1, 15):
-        candidate = day - dt.timedelta(days=back)
-        if is_trading_day(candidate):
-            return candidate
-    raise ValueError(f"no XKRX session in the two weeks before {day}")
 
 
 @dg.schedule(
@@ -57,12 +41,14 @@ def daily_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=key, partition_key=key)
 
 
-# Declarative automation of the domain: today only the marts' lookback checks, re-evaluated when
-# stock_raw/daily_prices changes without the marts (platform/lookback.py). Running by default, so
-# that `make dev` and a deployment evaluate them without a click.
+# Declarative automation of the domain: the marts' checks only. The lookback checks are
+# re-evaluated when stock_raw/daily_prices changes without the marts (platform/lookback.py), the
+# trading-calendar freshness check every 30 minutes (freshness.py). Running by default, so that
+# `make dev` and a deployment evaluate them without a click.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "stock_prices_automation",
     target=dg.AssetSelection.groups("stock_prices"),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs the marts' lookback checks when stock_raw/daily_prices changes without them.",
+    description="Runs the marts' lookback checks when stock_raw/daily_prices changes without them, "
+    "and their freshness check every 30 minutes.",
 )

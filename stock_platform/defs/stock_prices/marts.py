@@ -14,12 +14,6 @@ from stock_platform.platform.dbt import PlatformDbtTranslator, build_args, dbt_p
 from stock_platform.platform.k8s import k8s_op_tags
 from stock_platform.platform.lookback import later_partitions, lookback_mapping, lookback_staleness_check
 
-# The previous session's marts are expected by 16:00 KST on business days, built after the
-# 13:00 publication (the schedule runs at 14:30).
-MARTS_FRESHNESS = dg.FreshnessPolicy.cron(
-    deadline_cron="0 16 * * 1-5", lower_bound_delta=dt.timedelta(hours=3), timezone="Asia/Seoul"
-)
-
 # A mart row of day P is computed from the days [P - 364, P] (the 52-week range is the longest
 # lookback; dbt macro stock_52w_days). 364 days are 52 weeks: 260 weekday partitions before P.
 LOOKBACK = dt.timedelta(days=364)
@@ -28,7 +22,7 @@ LOOKBACK_PARTITIONS = 52 * 5
 TRANSLATOR = PlatformDbtTranslator(
     key_prefix="stock_analytics",
     group="stock_prices",
-    freshness={"marts": MARTS_FRESHNESS},
+    # Freshness: a check on the trading calendar (freshness.py), not a cron policy.
     lookback={"marts": lookback_mapping(LOOKBACK_PARTITIONS)},
 )
 
