@@ -15,6 +15,15 @@ from stock_platform.platform.settings import PlatformSettings, require_value
 from stock_platform.platform.spark import SESSION_CONFIG
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
+# The GKE node pool of Spark drivers (the cleaning steps) and executors, tainted so that nothing
+# else lands there (deploy/README.md, "Node pools").
+SPARK_NODE_POOL = "spark"
+SPARK_TOLERATION = {"key": "dedicated", "operator": "Equal", "value": "spark", "effect": "NoSchedule"}
+# Executor pods: the security context the namespace's Pod Security level requires, and the
+# toleration of the Spark pool (Spark's configuration has no setting for either).
+EXECUTOR_POD_TEMPLATE = "/app/deploy/spark-executor-pod.yaml"
+# On the driver's pod, for the NetworkPolicy admitting its executors (deploy/k8s/networkpolicy.yaml).
+SPARK_DRIVER_LABEL = "stock-platform/spark-driver"
 
 
 # The Spark driver tells executors where to connect (its pod IP) and owns them (its pod name),
@@ -38,17 +47,24 @@ def k8s_op_tags(cpu: str, cpu_limit: str, memory: str, spark_driver: bool = Fals
             "limits": {"cpu": cpu_limit, "memory": memory},
         }
     }
+    config: dict[str, Any] = {"container_config": container}
     if spark_driver:
         container["env"] = SPARK_DRIVER_ENV
-    return {K8S_CONFIG_TAG: json.dumps({"container_config": container})}
+        config["pod_spec_config"] = {
+            "node_selector": {"cloud.google.com/gke-nodepool": SPARK_NODE_POOL},
+            "tolerations": [SPARK_TOLERATION],
+        }
+        config["pod_template_spec_metadata"] = {"labels": {SPARK_DRIVER_LABEL: "true"}}
+    return {K8S_CONFIG_TAG: json.dumps(config)}
 
 
-def kubernetes_spark_config(settings: PlatformSettings) -> dict[str, str]:
+def kubernetes_spark_config(settings: PlatformSettings, run_image: str | None = None) -> dict[str, str]:
     """Spark config for SPARK_RUNNER=kubernetes: the driver runs in the step's own pod (client
-    mode), executors are pods in the same namespace, using the same image and Kubernetes service
-    account, so they reach GCS through Workload Identity like the driver."""
+    mode), executors are pods in the same namespace, using the run's image (else SPARK_K8S_IMAGE)
+    and the same Kubernetes service account, so they reach GCS through Workload Identity like
+    the driver."""
     why = "for Spark on Kubernetes (SPARK_RUNNER=kubernetes)"
-    image = require_value("SPARK_K8S_IMAGE", settings.spark_k8s_image, why)
+    image = require_value("SPARK_K8S_IMAGE", run_image or settings.spark_k8s_image, why)
     # Set on the Spark step's pod by k8s_op_tags (downward API).
     by_tags = why + "; set by the step's op tags"
     pod_ip = require_value("POD_IP", settings.pod_ip, by_tags)
@@ -75,10 +91,20 @@ def kubernetes_spark_config(settings: PlatformSettings) -> dict[str, str]:
         "spark.executor.instances": str(settings.spark_executor_instances),
         "spark.executor.cores": str(settings.spark_executor_cores),
         "spark.executor.memory": executor_memory,
-        "spark.kubernetes.executor.podNamePrefix": f"{pod_name[:40]}-exec",
+        # Outside the JVM heap: the Python workers of mapInArrow (the web cleaning's parser, the
+        # stock cleaning's page reader) and Arrow buffers. Spark's default (10%, at least 384m)
+        # leaves them a few hundred MiB and the pod is OOM-killed.
+        "spark.executor.memoryOverhead": settings.spark_executor_memory_overhead,
+        # The driver's JVM starts in this process (client mode) with this heap; its default 1g
+        # inside the cleaning step's 8Gi pod would leave most of the pod unused.
+        "spark.driver.memory": settings.spark_driver_memory,
+        # Spark appends "-exec-<id>".
+        "spark.kubernetes.executor.podNamePrefix": pod_name[:40].rstrip("-"),
         "spark.kubernetes.executor.label.app": "stock-platform-spark",
+        "spark.kubernetes.executor.podTemplateFile": EXECUTOR_POD_TEMPLATE,
         # Workload Identity only works on nodes running the GKE metadata server.
         "spark.kubernetes.node.selector.iam.gke.io/gke-metadata-server-enabled": "true",
+        "spark.kubernetes.node.selector.cloud.google.com/gke-nodepool": SPARK_NODE_POOL,
         "spark.kubernetes.executor.deleteOnTermination": "true",
         "spark.dynamicAllocation.enabled": "false",
         **SESSION_CONFIG,
@@ -86,5 +112,5 @@ def kubernetes_spark_config(settings: PlatformSettings) -> dict[str, str]:
         "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
         "spark.hadoop.fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
         "spark.hadoop.fs.gs.project.id": project,
-        "spark.hadoop.google.cloud.auth.type": "APPLICATION_DEFAULT",
+        "spark.hadoop.fs.gs.auth.type": "APPLICATION_DEFAULT",
     }

@@ -55,10 +55,12 @@ class PlatformSettings(DomainSettings):
     dataproc_service_account: str = Field("", alias="DATAPROC_SERVICE_ACCOUNT")
     dataproc_subnetwork: str = Field("", alias="DATAPROC_SUBNETWORK")
     spark_k8s_image: str = Field("", alias="SPARK_K8S_IMAGE")
-    spark_k8s_service_account: str = Field("stock-platform", alias="SPARK_K8S_SERVICE_ACCOUNT")
+    spark_k8s_service_account: str = Field("stock-platform-runs", alias="SPARK_K8S_SERVICE_ACCOUNT")
     spark_executor_instances: int = Field(4, ge=1, alias="SPARK_EXECUTOR_INSTANCES")
     spark_executor_cores: int = Field(2, ge=1, alias="SPARK_EXECUTOR_CORES")
     spark_executor_memory: str = Field("4g", alias="SPARK_EXECUTOR_MEMORY")
+    spark_executor_memory_overhead: str = Field("2g", alias="SPARK_EXECUTOR_MEMORY_OVERHEAD")
+    spark_driver_memory: str = Field("6g", alias="SPARK_DRIVER_MEMORY")
     # Set on the Spark step's pod through the downward API (platform/k8s.py).
     pod_ip: str = Field("", alias="POD_IP")
     pod_name: str = Field("", alias="POD_NAME")

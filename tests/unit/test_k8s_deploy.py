@@ -79,6 +79,8 @@ CHART_KEYS = {
         "env": _OPEN, "envConfigMaps": _OPEN, "envSecrets": _OPEN, "resources": _OPEN,
         "nodeSelector": _OPEN, "tolerations": _OPEN, "affinity": _OPEN, "annotations": _OPEN,
         "labels": _OPEN, "enableReadOnly": _OPEN, "logLevel": _OPEN,
+        "podSecurityContext": _OPEN, "securityContext": _OPEN, "readinessProbe": _OPEN,
+        "livenessProbe": _OPEN, "startupProbe": _OPEN,
     },
     "dagster-user-deployments": {
         "enabled": _OPEN, "enableSubchart": _OPEN, "imagePullSecrets": _OPEN,
@@ -91,6 +93,7 @@ CHART_KEYS = {
             "nodeSelector": _OPEN, "tolerations": _OPEN, "affinity": _OPEN,
             "annotations": _OPEN, "labels": _OPEN, "podSecurityContext": _OPEN,
             "securityContext": _OPEN, "volumes": _OPEN, "volumeMounts": _OPEN,
+            "readinessProbe": _OPEN, "livenessProbe": _OPEN, "startupProbe": _OPEN,
         }],
     },
     "runLauncher": {
@@ -116,6 +119,8 @@ CHART_KEYS = {
         "envConfigMaps": _OPEN, "envSecrets": _OPEN, "resources": _OPEN, "nodeSelector": _OPEN,
         "tolerations": _OPEN, "affinity": _OPEN, "annotations": _OPEN, "labels": _OPEN,
         "runRetries": _OPEN, "sensors": _OPEN, "schedules": _OPEN,
+        "podSecurityContext": _OPEN, "securityContext": _OPEN, "livenessProbe": _OPEN,
+        "readinessProbe": _OPEN, "startupProbe": _OPEN,
         "runCoordinator": {
             "enabled": _OPEN, "type": _OPEN,
             "config": {"queuedRunCoordinator": {
@@ -132,7 +137,7 @@ CHART_KEYS = {
     },
     "computeLogManager": _OPEN, "ingress": _OPEN, "imagePullSecrets": _OPEN,
     "pythonLogs": _OPEN, "retention": _OPEN, "telemetry": {"enabled": _OPEN},
-    "additionalInstanceConfig": _OPEN,
+    "additionalInstanceConfig": _OPEN, "rbacEnabled": _OPEN,
 }
 
 
@@ -181,31 +186,119 @@ def test_helm_values_types_and_wiring():
     assert deployment["name"] == "stock-platform" and isinstance(deployment["port"], int)
     assert deployment["codeServerArgs"] == ["-m", "stock_platform.definitions"]
     assert all(isinstance(arg, str) for arg in deployment["codeServerArgs"])
-    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
-    # Env comes from the ConfigMap and Secret of deploy/k8s/, with the contract's variables.
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    # Env comes from the ConfigMap and Secret of deploy/k8s/, with the contract's variables: the
+    # settings for the code server and the runs, the secrets for the runs only.
+    assert deployment["envConfigMaps"] == launcher["envConfigMaps"]
+    assert "envSecrets" not in deployment
     config_map = manifest("ConfigMap", deployment["envConfigMaps"][0]["name"])["data"]
     assert config_map["STOCK_PLATFORM_ENV"] == "gcp"
     for name in ["GCP_PROJECT", "BQ_LOCATION", "GCS_LAKE_URI", "BQ_RAW_DATASET",
-                 "BQ_ANALYTICS_DATASET", "SPARK_RUNNER", "SPARK_K8S_IMAGE", "WEB_LOGS_URI",
+                 "BQ_ANALYTICS_DATASET", "SPARK_RUNNER", "WEB_LOGS_URI",
                  "BQ_WEB_RAW_DATASET", "BQ_WEB_ANALYTICS_DATASET", "SERVING_CLOUDSQL_INSTANCE"]:
         assert config_map.get(name), name
     assert config_map["GCS_LAKE_URI"].startswith("gs://")
     assert len(config_map["SERVING_CLOUDSQL_INSTANCE"].split(":")) == 3  # project:region:instance
     assert "SERVING_DATABASE_URL" not in config_map  # a URL may hold a password: a Secret
     assert all(isinstance(v, str) for v in config_map.values())  # ConfigMap data is strings
-    secret = manifest("Secret", deployment["envSecrets"][0]["name"])
+    secret = manifest("Secret", launcher["envSecrets"][0]["name"])
     assert set(secret["stringData"]) == {"DATA_GO_KR_SERVICE_KEY", "WEB_IP_SALT"}
     assert "DATA_GO_KR_SERVICE_KEY" not in config_map and "WEB_IP_SALT" not in config_map
 
-    # One Workload Identity service account for every pod, created outside the chart.
-    account = VALUES["global"]["serviceAccountName"]
+    # Two Workload Identity service accounts, created outside the chart: the data identity for
+    # runs, steps and Spark; another, without data access, for the webserver, daemon and code server.
     assert VALUES["serviceAccount"]["create"] is False
     assert VALUES["dagster-user-deployments"]["serviceAccount"]["create"] is False
-    annotation = manifest("ServiceAccount", account)["metadata"]["annotations"]
-    assert re.fullmatch(r"[a-z][-a-z0-9]*@[-A-Za-z0-9_]+\.iam\.gserviceaccount\.com",
-                        annotation["iam.gke.io/gcp-service-account"])
-    binding = manifest("RoleBinding", "stock-platform-spark")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    assert VALUES["rbacEnabled"] is False  # the chart's Role lets every pod create pods
+    control = VALUES["global"]["serviceAccountName"]
+    runs = launcher["runK8sConfig"]["podSpecConfig"]["serviceAccountName"]
+    identity = lambda name: manifest("ServiceAccount", name)["metadata"]["annotations"][  # noqa: E731
+        "iam.gke.io/gcp-service-account"]
+    for name in (control, runs):
+        assert re.fullmatch(r"[a-z][-a-z0-9]*@[-A-Za-z0-9_]+\.iam\.gserviceaccount\.com", identity(name))
+    assert identity(runs).startswith("stock-platform@") and identity(control) != identity(runs)
+    assert parse(PlatformSettings, {}).spark_k8s_service_account == runs
+    assert config_map["SPARK_K8S_SERVICE_ACCOUNT"] == runs
+    for role, account in (("dagster-launcher", control), ("stock-platform-runs", runs)):
+        assert manifest("RoleBinding", role)["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+
+
+def rules(role: str) -> dict[str, set[str]]:
+    return {f"{group or 'core'}/{resource}": set(rule["verbs"])
+            for rule in manifest("Role", role)["rules"]
+            for group in rule["apiGroups"] for resource in rule["resources"]}
+
+
+def test_rbac_grants_only_what_launching_runs_and_spark_executors_need():
+    # The daemon launches and watches run Jobs; it creates no pods.
+    assert rules("dagster-launcher") == {
+        "batch/jobs": {"create", "get", "list", "watch", "delete"},
+        "core/pods": {"get", "list", "watch"}, "core/pods/log": {"get"}}
+    # A run launches step Jobs; the Spark driver creates its executor pods and their ConfigMap.
+    # No services or volume claims (client mode makes none), no patch or update.
+    assert rules("stock-platform-runs") == {
+        "batch/jobs": {"create", "get", "list", "watch", "delete"},
+        "core/pods": {"create", "get", "list", "watch", "delete", "deletecollection"},
+        "core/pods/log": {"get"},
+        "core/configmaps": {"create", "get", "list", "watch", "delete", "deletecollection"}}
+    assert all(role["metadata"]["name"] in {"dagster-launcher", "stock-platform-runs"}
+               for role in manifests() if role["kind"] in {"Role", "ClusterRole"})
+
+
+def restricted(pod_security: dict, container_security: dict) -> bool:
+    """What Pod Security's `restricted` level requires of a pod and its container."""
+    return (pod_security.get("runAsNonRoot") is True and pod_security.get("runAsUser", 0) != 0
+            and pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+            and container_security.get("allowPrivilegeEscalation") is False
+            and container_security.get("capabilities", {}).get("drop") == ["ALL"])
+
+
+def test_every_pod_is_hardened_for_the_restricted_pod_security_level():
+    labels = manifest("Namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    webserver, daemon = VALUES["dagsterWebserver"], VALUES["dagsterDaemon"]
+    for component in (webserver, daemon, user_deployment()):
+        assert restricted(component["podSecurityContext"], component["securityContext"])
+    run_config = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+    assert restricted(run_config["podSpecConfig"]["securityContext"],
+                      run_config["containerConfig"]["securityContext"])
+    executor = yaml.safe_load((DEPLOY / "spark-executor-pod.yaml").read_text())
+    assert restricted(executor["spec"]["securityContext"], executor["spec"]["containers"][0]["securityContext"])
+    # The chart's default webserver and daemon images run as root: they run this image (USER 10001).
+    assert webserver["image"] == daemon["image"] == user_deployment()["image"]
+    # A non-root process without capabilities cannot bind port 80.
+    assert webserver["service"]["port"] >= 1024
+    # Analysts get a second, read-only webserver.
+    assert webserver["enableReadOnly"] is True
+
+
+def test_health_probes():
+    webserver, daemon = VALUES["dagsterWebserver"], VALUES["dagsterDaemon"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert webserver[probe]["httpGet"] == {"path": "/server_info", "port": webserver["service"]["port"]}
+    assert daemon["livenessProbe"]["exec"]["command"] == ["dagster-daemon", "liveness-check"]
+    # The chart fills in `dagster api grpc-health-check` when a probe has no exec of its own.
+    assert "exec" not in user_deployment()["livenessProbe"] and user_deployment()["livenessProbe"]["periodSeconds"]
+
+
+def test_network_policies_admit_spark_traffic_on_its_fixed_ports_only():
+    docs = {d["metadata"]["name"]: d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"}
+    assert docs["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    config = kubernetes_spark_config(parse(PlatformSettings, SPARK_ENV))
+    driver = docs["spark-driver-from-its-executors"]
+    tags = json.loads(clean_stock_prices.op.tags["dagster-k8s/config"])
+    assert driver["podSelector"]["matchLabels"].items() <= tags["pod_template_spec_metadata"]["labels"].items()
+    assert {p["port"] for p in driver["ingress"][0]["ports"]} == {
+        int(config["spark.driver.port"]), int(config["spark.blockManager.port"])}
+    executor_label = {"app": config["spark.kubernetes.executor.label.app"]}
+    assert driver["ingress"][0]["from"] == [{"podSelector": {"matchLabels": executor_label}}]
+    assert docs["spark-executors-from-their-driver"]["podSelector"]["matchLabels"] == executor_label
+    webserver = docs["webserver-from-the-load-balancer"]
+    port = VALUES["dagsterWebserver"]["service"]["port"]
+    assert webserver["ingress"][0]["ports"] == [{"protocol": "TCP", "port": port}]
+    assert docs["code-server-from-the-namespace"]["ingress"][0]["ports"] == [
+        {"protocol": "TCP", "port": user_deployment()["port"]}]
 
 
 KUBECONFIG = """
@@ -218,16 +311,20 @@ current-context: gke
 """
 
 
-def test_instance_config_rendered_from_values_is_valid_for_dagster(tmp_path):
-    """The chart turns these values into the instance's dagster.yaml (templates/helpers/instance/
-    _run-coordinator.tpl, _run-launcher.tpl, configmap-instance.yaml): load that yaml as a Dagster
-    instance, which checks each section with dagster's and dagster-k8s's own config schemas. The
-    launcher reads a local kubeconfig instead of the in-cluster one (nothing connects)."""
+def chart_instance_yaml(folder: Path, postgres: dict | None = None) -> Path:
+    """The instance's dagster.yaml the chart renders from these values (templates/helpers/
+    instance/*.tpl, configmap-instance.yaml), written to `folder`. The launcher reads a local
+    kubeconfig instead of the in-cluster one (nothing connects). With `postgres` (hostname, port,
+    params of a real server), the storage section too, as the chart writes it for
+    `postgresql:` (_postgresql.tpl)."""
     queue = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     block = queue["blockOpConcurrencyLimitedRuns"]
     monitoring = VALUES["dagsterDaemon"]["runMonitoring"]
-    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
-    instance_yaml = {
+    logs = VALUES["computeLogManager"]["config"]["gcsComputeLogManager"]
+    retention = VALUES["retention"]
+    snake = lambda name: re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()  # noqa: E731
+    (folder / "kubeconfig").write_text(KUBECONFIG)
+    instance = {
         "run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator", "config": {
             "max_concurrent_runs": queue["maxConcurrentRuns"],
             "tag_concurrency_limits": queue["tagConcurrencyLimits"],
@@ -238,15 +335,35 @@ def test_instance_config_rendered_from_values_is_valid_for_dagster(tmp_path):
         "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": {
             **run_launcher_values(), "instance_config_map": "dagster-instance",
             "dagster_home": "/opt/dagster/dagster_home", "load_incluster_config": False,
-            "kubeconfig_file": str(tmp_path / "kubeconfig"),
+            "kubeconfig_file": str(folder / "kubeconfig"),
         }},
-        "run_monitoring": {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): v for k, v in monitoring.items()},
+        "run_monitoring": {snake(k): v for k, v in monitoring.items()},
+        "compute_logs": {"module": "dagster_gcp.gcs.compute_log_manager", "class": "GCSComputeLogManager",
+                         "config": {snake(k): v for k, v in logs.items()}},
+        "retention": {snake(kind): {"purge_after_days": retention[kind]["purgeAfterDays"]}
+                      for kind in ("schedule", "sensor", "autoMaterialize")},
     }
-    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+    if postgres is not None:
+        database = VALUES["postgresql"]
+        instance["storage"] = {"postgres": {"postgres_db": {
+            "username": database["postgresqlUsername"], "password": {"env": "DAGSTER_PG_PASSWORD"},
+            "hostname": postgres["hostname"], "db_name": database["postgresqlDatabase"],
+            "port": postgres["port"], "params": postgres.get("params", {}),
+            "scheme": database["postgresqlScheme"],
+        }}}
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(instance))
+    return folder
+
+
+def test_instance_config_rendered_from_values_is_valid_for_dagster(tmp_path):
+    """Loading it as a Dagster instance checks each section with dagster's, dagster-k8s's and
+    dagster-gcp's own config schemas. (tests/integration/test_production_instance.py loads it
+    with the storage, against a real PostgreSQL.)"""
+    with dg.DagsterInstance.from_config(str(chart_instance_yaml(tmp_path))) as instance:
         assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         assert isinstance(instance.run_launcher, K8sRunLauncher)
         assert instance.run_monitoring_enabled
+        assert instance.get_settings("retention")["schedule"]["purge_after_days"] == 90
 
 
 def test_an_invalid_instance_value_is_rejected(tmp_path):
@@ -267,6 +384,8 @@ def run_launcher_values() -> dict:
         "image_pull_policy": launcher["imagePullPolicy"],
         "service_account_name": VALUES["global"]["serviceAccountName"],
         "job_namespace": NAMESPACE,
+        "env_config_maps": [source["name"] for source in launcher["envConfigMaps"]],
+        "env_secrets": [source["name"] for source in launcher["envSecrets"]],
         "run_k8s_config": {names[k]: v for k, v in launcher["runK8sConfig"].items()},
     }
 
@@ -301,23 +420,35 @@ STEPS = {
 }
 
 
-def step_job(op_tags: dict[str, str], step_key: str) -> kubernetes.client.V1Job:
+def code_location_context(deployment: dict) -> K8sContainerContext:
+    """The container context the chart gives the code server for its runs
+    (dagster-user-deployments, helpers `dagsterUserDeployments.k8sContainerContext`): with
+    includeConfigInLaunchedRuns, the deployment's env sources and its `resources` among others;
+    without, nothing."""
+    if not deployment.get("includeConfigInLaunchedRuns", {"enabled": True})["enabled"]:
+        return K8sContainerContext()
+    return K8sContainerContext(
+        env_config_maps=[source["name"] for source in deployment.get("envConfigMaps", [])],
+        env_secrets=[source["name"] for source in deployment.get("envSecrets", [])],
+        resources=deployment.get("resources"),
+    )
+
+
+def step_job(op_tags: dict[str, str], step_key: str, deployment: dict | None = None) -> kubernetes.client.V1Job:
     """What K8sStepHandler.launch_step (dagster_k8s/executor.py) creates for a step: the run
-    launcher's context (Helm runLauncher config), merged with the code location's (user deployment
-    with includeConfigInLaunchedRuns), merged with the step's op tags."""
+    launcher's context (Helm runLauncher config), merged with the code location's (what the chart
+    passes from the user deployment), merged with the step's op tags."""
     launcher = run_launcher_values()
-    deployment = user_deployment()
     context = (
         K8sContainerContext(
             image_pull_policy=launcher["image_pull_policy"],
             service_account_name=launcher["service_account_name"],
             namespace=launcher["job_namespace"],
+            env_config_maps=launcher["env_config_maps"],
+            env_secrets=launcher["env_secrets"],
             run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(launcher["run_k8s_config"]),
         )
-        .merge(K8sContainerContext(
-            env_config_maps=[source["name"] for source in deployment["envConfigMaps"]],
-            env_secrets=[source["name"] for source in deployment["envSecrets"]],
-        ))
+        .merge(code_location_context(deployment or user_deployment()))
         .merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(op_tags)))
     )
     run_launcher = types.SimpleNamespace(
@@ -347,7 +478,9 @@ def test_step_pod_built_by_dagster_k8s_from_op_tags(step):
     assert container.resources.requests == expected["requests"]
     assert container.resources.limits == expected["limits"]
     assert container.image == IMAGE
-    assert pod.service_account_name == "stock-platform"
+    assert pod.service_account_name == "stock-platform-runs"
+    assert restricted(kubernetes.client.ApiClient().sanitize_for_serialization(pod.security_context),
+                      kubernetes.client.ApiClient().sanitize_for_serialization(container.security_context))
     assert job.spec.ttl_seconds_after_finished == 3600
     assert job.spec.backoff_limit == 0
     sources = {(s.config_map_ref or s.secret_ref).name for s in container.env_from}
@@ -355,6 +488,10 @@ def test_step_pod_built_by_dagster_k8s_from_op_tags(step):
     env = {e.name: e for e in container.env}
     assert "DAGSTER_PG_PASSWORD" in env
     if step == "clean_stock_prices":
+        # The Spark driver: on the Spark node pool, labelled for the NetworkPolicy.
+        assert pod.node_selector == {"cloud.google.com/gke-nodepool": "spark"}
+        assert [t.key for t in pod.tolerations] == ["dedicated"]
+        assert job.spec.template.metadata.labels["stock-platform/spark-driver"] == "true"
         assert env["POD_IP"].value_from.field_ref.field_path == "status.podIP"
         assert env["POD_NAME"].value_from.field_ref.field_path == "metadata.name"
         assert env["POD_NAMESPACE"].value_from.field_ref.field_path == "metadata.namespace"
@@ -365,12 +502,18 @@ def test_step_pod_built_by_dagster_k8s_from_op_tags(step):
     kubernetes_validate.validate(body, K8S_VERSION, strict=True)
 
 
-def test_run_pod_without_op_tags_gets_the_helm_defaults():
+def test_run_pod_without_op_tags_gets_the_run_defaults_not_the_code_servers_size():
+    defaults = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
+    assert user_deployment()["resources"] != defaults["resources"]  # else this test shows nothing
     job = step_job({}, "run")
     (container,) = job.spec.template.spec.containers
-    defaults = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
     assert container.resources.requests == defaults["resources"]["requests"]
     assert container.resources.limits == defaults["resources"]["limits"]
+    # What this guards against: with includeConfigInLaunchedRuns the chart copies the code
+    # server's resources into every run, and they win over the run launcher's defaults.
+    copying = {**user_deployment(), "includeConfigInLaunchedRuns": {"enabled": True}}
+    (container,) = step_job({}, "run", copying).spec.template.spec.containers
+    assert container.resources.requests == user_deployment()["resources"]["requests"]
 
 
 def test_gcp_runs_each_step_in_its_own_pod():
@@ -383,7 +526,9 @@ def test_op_tags_give_the_pod_its_resources_and_a_spark_driver_its_address():
     assert plain == {"container_config": {"resources": {
         "requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}}
     driver = k8s_op_tags(cpu="2", cpu_limit="4", memory="8Gi", spark_driver=True)["dagster-k8s/config"]
-    env = json.loads(driver)["container_config"]["env"]
+    driver = json.loads(driver)
+    assert driver["pod_spec_config"]["node_selector"] == {"cloud.google.com/gke-nodepool": "spark"}
+    env = driver["container_config"]["env"]
     assert {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env} == {
         "POD_IP": "status.podIP", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 
@@ -413,13 +558,32 @@ def test_kubernetes_spark_config_comes_from_the_pod_and_the_settings():
     assert config["spark.driver.host"] == "10.8.0.12"
     assert config["spark.executor.instances"] == "6"
     assert config["spark.executor.cores"] == "2" and config["spark.executor.memory"] == "4g"  # defaults
-    assert config["spark.kubernetes.executor.podNamePrefix"].startswith("dagster-step-0f3a9c")
+    assert config["spark.kubernetes.executor.podNamePrefix"] == "dagster-step-0f3a9c"  # Spark adds -exec-N
     assert config["spark.hadoop.fs.gs.project.id"] == "stock-prod"
+    assert config["spark.hadoop.fs.gs.auth.type"] == "APPLICATION_DEFAULT"  # not the legacy alias
+    assert not [key for key in config if key.startswith("spark.hadoop.google.cloud.")]
+    # The driver JVM (in the 8Gi cleaning pod) gets more than Spark's 1g default; executors get
+    # room outside the heap for mapInArrow's Python workers.
+    assert config["spark.driver.memory"] == "6g" and config["spark.executor.memoryOverhead"] == "2g"
+    # Executors on the Spark node pool, hardened and tolerating its taint by their pod template,
+    # which the image holds at that path.
+    assert config["spark.kubernetes.node.selector.cloud.google.com/gke-nodepool"] == "spark"
+    template = config["spark.kubernetes.executor.podTemplateFile"]
+    assert ("COPY", f"deploy/{Path(template).name} {template}") in dockerfile_instructions()
     # The session settings the transforms rely on hold on Kubernetes too.
     assert SESSION_CONFIG.items() <= config.items()
-    # The executors' service account is the one bound to the Spark RBAC role.
-    assert manifest("RoleBinding", "stock-platform-spark")["subjects"][0]["name"] == \
+    # The executors' service account is the one bound to the runs' RBAC role.
+    assert manifest("RoleBinding", "stock-platform-runs")["subjects"][0]["name"] == \
         config["spark.kubernetes.authenticate.executor.serviceAccountName"]
+
+
+def test_executors_run_the_image_of_the_run():
+    run_image = "asia-northeast3-docker.pkg.dev/p/stock/stock-platform:def456"
+    config = kubernetes_spark_config(parse(PlatformSettings, SPARK_ENV), run_image)
+    assert config["spark.kubernetes.container.image"] == run_image
+    without_setting = {k: v for k, v in SPARK_ENV.items() if k != "SPARK_K8S_IMAGE"}
+    assert kubernetes_spark_config(parse(PlatformSettings, without_setting), run_image)[
+        "spark.kubernetes.container.image"] == run_image
     # A NetworkPolicy admits executor -> driver traffic on fixed ports only.
     assert config["spark.driver.port"].isdigit() and config["spark.blockManager.port"].isdigit()
 
@@ -428,6 +592,7 @@ def test_a_long_pod_name_still_gives_a_valid_executor_pod_name():
     pod_name = "dagster-step-" + "a" * 50
     config = kubernetes_spark_config(parse(PlatformSettings, {**SPARK_ENV, "POD_NAME": pod_name}))
     executor_pod = f"{config['spark.kubernetes.executor.podNamePrefix']}-exec-1000"
+    assert "-exec-exec-" not in executor_pod
     assert len(executor_pod) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", executor_pod)
 
 
@@ -471,6 +636,9 @@ def test_dockerfile_has_the_required_instructions():
     # The last USER comes after every RUN: nothing at run time runs as root.
     kinds = [k for k, _ in instructions]
     assert len(kinds) - 1 - kinds[::-1].index("USER") > max(i for i, k in enumerate(kinds) if k == "RUN")
+    # tini is PID 1: it reaps zombies and forwards signals to the JVM or Python process.
+    assert "tini" in runs
+    assert json.loads(by_kind("ENTRYPOINT")[-1])[:2] == ["/usr/bin/tini", "--"]
     cmd = json.loads(by_kind("CMD")[-1])
     assert cmd[:3] == ["dagster", "code-server", "start"]
     assert cmd[cmd.index("-m") + 1] == "stock_platform.definitions"
@@ -501,12 +669,16 @@ def test_image_entrypoint_runs_commands_and_starts_spark_executors(tmp_path):
         "SPARK_EXECUTOR_POD_IP": "10.8.1.7", "SPARK_RESOURCE_PROFILE_ID": "0",
         "SPARK_EXECUTOR_POD_NAME": "exec-3", "SPARK_JAVA_OPT_1": "-Dspark.driver.port=7078",
         "SPARK_JAVA_OPT_0": "-Dspark.app.id=spark-app",
+        # The executor configuration Spark mounts, and extra jars: on the classpath as in Spark's image.
+        "SPARK_CONF_DIR": "/opt/spark/conf", "SPARK_EXTRA_CLASSPATH": "/opt/extra/*",
     }
     result = subprocess.run(["bash", str(entrypoint), "executor"], env=spark_env,
                             capture_output=True, text=True, check=True)
     args = result.stdout.splitlines()
     assert args[:4] == ["-Dspark.app.id=spark-app", "-Dspark.driver.port=7078", "-Xms4g", "-Xmx4g"]
-    assert args[5].endswith("pyspark/jars/*")
+    classpath = args[5].split(":")
+    assert classpath[0] == "/opt/spark/conf" and classpath[1].endswith("pyspark/jars/*")
+    assert classpath[2:] == ["/opt/extra/*"]
     assert shlex.join(args[6:]) == shlex.join([
         "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend",
         "--driver-url", "spark://CoarseGrainedScheduler@10.8.0.12:7078", "--executor-id", "3",

@@ -35,15 +35,21 @@ from stock_platform.platform.warehouse.bigquery import BigQueryWarehouse
 
 
 class KubernetesSparkSessionResource(SparkSessionResource):
-    """Spark on Kubernetes: the driver in the step pod, executors as pods. The config is built
-    when the step starts, from the pod's environment (its IP and name come from its op tags)."""
+    """Spark on Kubernetes: the driver in the step pod, executors as pods of the run's image. The
+    config is built when the step starts, from the pod's environment (its IP and name come from
+    its op tags)."""
+
+    _run_image: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         require_java()
+        # The image the run launcher started this run with (the code server's).
+        origin = context.dagster_run.job_code_origin if context.dagster_run else None
+        self._run_image = origin.repository_origin.container_image if origin else None
 
     @property
     def spark_session(self) -> Any:
-        return start_session(kubernetes_spark_config(platform_settings()))
+        return start_session(kubernetes_spark_config(platform_settings(), self._run_image))
 
 
 class GcsLakeResource(LakeResource):
