@@ -17,6 +17,8 @@ import datetime as dt
 import functools
 import importlib
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -402,7 +404,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def dev(args: argparse.Namespace, argv: list[str]) -> int:
-    """The Dagster webserver and daemon on the local instance (`dagster dev`)."""
+    """The Dagster webserver and daemon on the local instance (`dagster dev`), until Ctrl-C.
+
+    `dagster dev` stops both when one of them dies, but exits 0 all the same; it exits only then
+    or on Ctrl-C / SIGTERM, so any other exit is a death, reported with a non-zero status."""
     import dagster as dg
 
     settings = platform_settings()
@@ -412,8 +417,22 @@ def dev(args: argparse.Namespace, argv: list[str]) -> int:
                "-p", str(args.port), "-w", "workspace.yaml"]
     with dg.DagsterInstance.get() as instance:
         tidy_instance(instance, list(definitions().resolve_all_asset_keys()))
-    print(f"Serving the Dagster UI on http://{args.host}:{args.port}", flush=True)
-    os.execve(command[0], command, child_environment({}))
+    print(f"Serving the Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    process = subprocess.Popen(command, env=child_environment({}))
+    stopping = threading.Event()
+
+    def forward(signum: int, frame: object) -> None:
+        stopping.set()
+        process.send_signal(signal.SIGINT)  # dagster dev shuts its services down on SIGINT
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)  # Ctrl-C also reaches dagster dev itself (same group)
+    code = process.wait()
+    if stopping.is_set():
+        return 0
+    print(f"dagster dev stopped by itself (exit status {code}): the webserver or the daemon died; "
+          "its error is above", file=sys.stderr, flush=True)
+    return code or 1
 
 
 def stop(args: argparse.Namespace, argv: list[str]) -> int:
