@@ -121,7 +121,8 @@ def plan_runs(
             raise UsageError(f"no partition of {what} between {first} and {last}")
         runs.append(RangeRun([spec.key for spec in members], groups, chosen[0], chosen[-1],
                              len(chosen), notes))
-    return sorted(runs, key=lambda run: run.groups)  # the same order every time: by domain
+    # The same order every time, whatever the order of the definitions: by domain, then assets.
+    return sorted(runs, key=lambda run: (run.groups, sorted(key.to_user_string() for key in run.asset_keys)))
 
 
 def select_specs(defs: Any, domain: str | None) -> list[Any]:

@@ -230,6 +230,36 @@ class Lake:
             raise self._conflict(manifest) from None
         self.fs.invalidate_cache(self.uri(base))
 
+    def datasets(self) -> list[str]:
+        """The datasets in the lake, e.g. "raw/stock_prices" (every `<layer>/<name>` folder)."""
+        found = []
+        for layer in ("raw", "clean", "rejected"):
+            self.fs.invalidate_cache(self.uri(layer))
+            try:
+                entries = self.fs.ls(self.uri(layer), detail=False)
+            except FileNotFoundError:
+                continue
+            found += [f"{layer}/{posixpath.basename(e.rstrip('/'))}" for e in entries if self.fs.isdir(e)]
+        return sorted(found)
+
+    def partition_days(self, dataset: str) -> list[dt.date]:
+        """The days that have a partition folder in `dataset`, published or not."""
+        self.fs.invalidate_cache(self.uri(dataset))
+        try:
+            entries = self.fs.ls(self.uri(dataset), detail=False)
+        except FileNotFoundError:
+            return []
+        names = [posixpath.basename(e.rstrip("/")) for e in entries]
+        return sorted(dt.date.fromisoformat(n[3:]) for n in names if n.startswith("dt="))
+
+    def collect_versions(self, dataset: str, day: dt.date, older_than: dt.datetime) -> None:
+        """Delete the versions of a partition older than its published one and than `older_than`
+        (a reader that read the previous manifest just before a publish may still be on it)."""
+        manifest = self.manifest(dataset, day)
+        if manifest is not None:
+            cutoff = min(manifest.version, older_than.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ"))
+            self._collect(self.partition_dir(dataset, day), {manifest.version, cutoff})
+
     def _collect(self, base: str, keep: set[str]) -> None:
         # Keep the new and the previous version (a reader may still be on it); delete versions
         # older than both. Newer unpublished versions may belong to a writer still running.

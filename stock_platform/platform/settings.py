@@ -66,6 +66,12 @@ class PlatformSettings(DomainSettings):
     pod_name: str = Field("", alias="POD_NAME")
     pod_namespace: str = Field("", alias="POD_NAMESPACE")
     slack_webhook_url: SecretStr | None = Field(None, alias="SLACK_WEBHOOK_URL")
+    # Retention (the weekly maintenance job): finished runs with their event and step logs, and
+    # the lake's rejected/ partitions (a domain may keep its own datasets shorter).
+    run_retention_days: int = Field(90, ge=1, alias="RUN_RETENTION_DAYS")
+    rejected_retention_days: int = Field(365, ge=1, alias="LAKE_REJECTED_RETENTION_DAYS")
+    # Platform health: warn when the data dir's disk is fuller than this fraction.
+    disk_warn_fraction: float = Field(0.9, gt=0, le=1, alias="DISK_WARN_FRACTION")
     # The serving database: any PostgreSQL URL (it may hold a password); unset locally, the
     # embedded server of the data dir.
     serving_database_url: SecretStr | None = Field(None, alias="SERVING_DATABASE_URL")

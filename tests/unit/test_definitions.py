@@ -49,7 +49,9 @@ WEB_ASSET_KEYS = {
     *WEB_MARTS,
 }
 SERVING_ASSET_KEYS = {"serving/stock_daily_metrics", "serving/market_daily_summary", "serving/web_daily_traffic"}
-DOMAINS = {"stock_prices": STOCK_ASSET_KEYS, "web_traffic": WEB_ASSET_KEYS, "serving": SERVING_ASSET_KEYS}
+OPERATIONS_ASSET_KEYS = {"platform_health"}
+DOMAINS = {"stock_prices": STOCK_ASSET_KEYS, "web_traffic": WEB_ASSET_KEYS, "serving": SERVING_ASSET_KEYS,
+           "operations": OPERATIONS_ASSET_KEYS}
 MARTS = {f"stock_analytics/{name}" for name in
          ("fct_daily_stock_metrics", "market_daily_summary", "top_movers_daily", "fct_stock_features")}
 GCP = {"STOCK_PLATFORM_ENV": "gcp", "GCP_PROJECT": "test-project", "BQ_LOCATION": "asia-northeast3",
@@ -117,7 +119,7 @@ def gcp_defs(setenv) -> dg.Definitions:
 
 def test_the_asset_keys_are_unchanged(local_defs):
     keys = {key.to_user_string() for key in local_defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == STOCK_ASSET_KEYS | WEB_ASSET_KEYS | SERVING_ASSET_KEYS
+    assert keys == STOCK_ASSET_KEYS | WEB_ASSET_KEYS | SERVING_ASSET_KEYS | OPERATIONS_ASSET_KEYS
 
 
 def test_each_domain_is_one_asset_group(local_defs):

@@ -54,6 +54,15 @@ def web_settings() -> WebSettings:
     return load(WebSettings)
 
 
+def lake_retention() -> dict[str, int]:
+    """Days the lake keeps each of this domain's datasets that hold full client IPs (the raw log
+    files, the rejected lines); the weekly maintenance job (defs/operations) deletes older days."""
+    from stock_platform.defs.web_traffic.schema import RAW, REJECTED  # schema imports this module
+
+    days = web_settings().raw_retention_days
+    return {RAW: days, REJECTED: days}
+
+
 def ip_salt() -> bytes:
     """The key of visitor ids: WEB_IP_SALT; locally the development salt when it is unset."""
     settings = web_settings()
