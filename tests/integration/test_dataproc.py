@@ -22,6 +22,7 @@ import fsspec
 import pyarrow.dataset as ds
 import pytest
 from dagster_pipes import PipesMappingParamsLoader, open_dagster_pipes
+from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 from google.cloud import dataproc_v1
 
 from stock_platform.defs.stock_prices.cleaning import CLEANING_JOB
@@ -337,6 +338,37 @@ def test_a_missing_bucket_permission_for_pipes_fails_loudly_before_any_cluster()
     # The driver's stdout and stderr travel with the messages (Dagster shows the job's logs).
     with reader.get_params() as params:
         assert params["bucket"] == "stock-lake" and params["include_stdio_in_messages"] is True
+
+
+def test_pipes_messages_go_under_the_lake_prefix_and_are_deleted_after_the_session(gcs_emulator):  # noqa: F811
+    """Against the GCS emulator: the job's writer puts its chunks under <lake>/_pipes/, the reader
+    reads them, and the session leaves nothing behind (chunks at the bucket root never went)."""
+    from dagster_pipes import PipesGCSMessageWriter
+    from google.cloud import storage
+
+    lake_uri = gcs_emulator()
+    bucket, _, lake_prefix = lake_uri.removeprefix("gs://").partition("/")
+    client = storage.Client()
+    reader = DataprocSparkResource(**{**RESOURCE, "lake_uri": lake_uri})._message_reader()
+    reader.client = client  # the emulator's (anonymous credentials)
+    written: list[str] = []
+
+    @dg.asset
+    def job(context: dg.AssetExecutionContext):
+        with dg.open_pipes_session(context=context, message_reader=reader,
+                                   context_injector=dg.PipesTempFileContextInjector()) as session:
+            loader = PipesMappingParamsLoader(session.get_bootstrap_env_vars())
+            writer = PipesGCSMessageWriter(client=client)
+            with open_dagster_pipes(params_loader=loader, message_writer=writer) as pipes:
+                pipes.report_asset_materialization(metadata={"spark_pages": 7})
+            written.extend(b.name for b in client.list_blobs(bucket))
+        yield from session.get_results()
+
+    result = dg.materialize([job])
+    assert result.success
+    assert result.asset_materializations_for_node("job")[0].metadata["spark_pages"].value == 7
+    assert written and all(n.startswith(f"{lake_prefix}/_pipes/") for n in written), written
+    assert not [b.name for b in client.list_blobs(bucket, prefix=f"{lake_prefix}/_pipes/")]
 
 
 @pytest.mark.parametrize("missing", ["GCP_PROJECT", "DATAPROC_REGION", "DATAPROC_CODE_URI", "GCS_LAKE_URI"])

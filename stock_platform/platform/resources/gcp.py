@@ -12,6 +12,8 @@ import contextlib
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -20,6 +22,7 @@ import psycopg
 import pyarrow as pa
 from dagster_gcp import BigQueryResource
 from dagster_gcp.pipes import PipesDataprocJobClient, PipesGCSMessageReader
+from dagster_pipes import PipesParams
 from google.api_core import exceptions as google_exceptions
 from google.cloud import dataproc_v1, storage
 from pydantic import PrivateAttr
@@ -90,6 +93,27 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     def table_name(self, table: WarehouseTable) -> str:
         return f"{self.bigquery.project}.{table.qualified_name}"
+
+
+class LakePipesMessageReader(PipesGCSMessageReader):
+    """Pipes messages under `<prefix>/` of the lake bucket instead of at its root, deleted once
+    the session has read them (a crashed run's are left to the bucket's lifecycle rule on the
+    prefix; deploy/README.md)."""
+
+    def __init__(self, *, prefix: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.prefix = prefix.strip("/")
+
+    @contextmanager
+    def get_params(self) -> Iterator[PipesParams]:
+        # The reader's threads have stopped when the base class leaves this context.
+        with super().get_params() as params:
+            key_prefix = f"{self.prefix}/{params['key_prefix']}"
+            try:
+                yield {**params, "key_prefix": key_prefix}
+            finally:
+                for blob in self.client.list_blobs(self.bucket, prefix=f"{key_prefix}/"):
+                    blob.delete()
 
 
 class DataprocSparkResource(SparkResource):
@@ -179,7 +203,7 @@ class DataprocSparkResource(SparkResource):
         lack); the reader treats any error as "no messages yet" and would finish with none, so
         the permission is checked first and a missing one fails the step, naming it."""
         client = storage.Client(project=self.project)
-        bucket = self.lake_uri.removeprefix("gs://").split("/")[0]
+        bucket, _, lake_prefix = self.lake_uri.removeprefix("gs://").partition("/")
         try:
             client.get_bucket(bucket)
         except google_exceptions.Forbidden as error:
@@ -189,7 +213,10 @@ class DataprocSparkResource(SparkResource):
                 f"account roles/storage.legacyBucketReader on the bucket (deploy/README.md). "
                 f"({error.code} {type(error).__name__})"
             ) from None
-        return PipesGCSMessageReader(bucket=bucket, client=client, include_stdio_in_messages=True)
+        return LakePipesMessageReader(
+            bucket=bucket, client=client, include_stdio_in_messages=True,
+            prefix=f"{lake_prefix.strip('/')}/_pipes".lstrip("/"),
+        )
 
     def _client_options(self) -> dict[str, str]:
         return {"api_endpoint": f"{self.region}-dataproc.googleapis.com:443"}
