@@ -13,7 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import distribution
 from pathlib import Path
 from unittest import mock
 
@@ -68,22 +68,34 @@ def write_raw_pages(root: Path) -> tuple[list[dict[str, str]], int, int]:
     return pages, unique, first.rows
 
 
-# What a Dataproc image has for the job (PySpark, pandas, pyarrow and their own dependencies), at
-# the versions this project runs.
-IMAGE_PACKAGES = ("pyspark", "pandas", "pyarrow")
+# What a Dataproc image has for the job: PySpark, pandas, pyarrow and their own dependencies.
+IMAGE_PACKAGES = ("pyspark", "py4j", "pandas", "numpy", "python-dateutil", "pytz", "tzdata", "six", "pyarrow")
+
+
+def link_distributions(names: tuple[str, ...], site: Path) -> None:
+    """Make the installed distributions `names` (and only them) importable from `site`, by
+    symbolic links to their top-level files and folders (no copy, no download)."""
+    site.mkdir(parents=True)
+    for name in names:
+        dist = distribution(name)
+        for top in {file.parts[0] for file in dist.files or [] if file.parts[0] != ".."}:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not (site / top).exists():
+                (site / top).symlink_to(source)
 
 
 @pytest.fixture(scope="module")
 def dataproc_image(tmp_path_factory):
-    """A fresh virtual environment holding only the image's packages plus what the job ships
-    (the dependency group installed from staged wheels by install-wheels.sh), and the release's
-    stock_platform.zip: (python, zip). Built with uv from its cache (PyPI otherwise)."""
+    """A fresh virtual environment holding only the image's packages (linked from this one) plus
+    what the job ships (the dependency group `dataproc-job`, installed by uv as install-wheels.sh
+    installs the staged wheels), and the release's stock_platform.zip: (python, zip)."""
     folder = tmp_path_factory.mktemp("dataproc_image")
     uv = shutil.which("uv") or str(REPO_ROOT / ".tools" / "bin" / "uv")
     python = folder / "venv" / "bin" / "python"
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(folder / "venv")], check=True)
-    image = [f"{name}=={version(name)}" for name in IMAGE_PACKAGES]
-    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *image], check=True)
+    link_distributions(IMAGE_PACKAGES, folder / "image")
+    site_packages = next((folder / "venv" / "lib").glob("python3*/site-packages"))
+    (site_packages / "dataproc_image.pth").write_text(f"{folder / 'image'}\n")
     shipped = folder / "requirements.txt"
     shipped.write_text(bundle.requirements())
     subprocess.run([uv, "pip", "install", "--quiet", "--no-deps", "--python", str(python), "-r", str(shipped)],

@@ -1,5 +1,6 @@
-"""`make dev` as a local service: it says where it serves, stops cleanly on Ctrl-C (exit 0), and
-exits non-zero when the webserver or the daemon dies (`dagster dev` alone exits 0 then)."""
+"""`make dev` as a local service: it says where it serves and exits non-zero when the webserver or
+the daemon dies (`dagster dev` alone exits 0 then). That Ctrl-C stops it with status 0 is checked
+by every `make dev` the UI tests start (fixtures/dagster_dev.py)."""
 
 import contextlib
 import os
@@ -32,7 +33,7 @@ def descendant(process: subprocess.Popen, name: str) -> psutil.Process:
     return found
 
 
-def test_make_dev_exits_non_zero_when_the_daemon_dies_and_zero_on_ctrl_c(tmp_path):
+def test_make_dev_exits_non_zero_when_the_daemon_dies(tmp_path):
     data_dir, log = tmp_path / "data", tmp_path / "dev.log"
     process, port = start_dev(data_dir, log)
     try:
@@ -40,10 +41,6 @@ def test_make_dev_exits_non_zero_when_the_daemon_dies_and_zero_on_ctrl_c(tmp_pat
         descendant(process, "-m dagster._daemon run").kill()  # SIGKILL: the daemon dies
         assert process.wait(timeout=120) != 0
         assert "the webserver or the daemon died" in log.read_text()
-
-        process, _ = start_dev(data_dir, log)
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole group
-        assert process.wait(timeout=120) == 0
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
