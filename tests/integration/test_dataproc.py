@@ -355,7 +355,7 @@ def test_a_missing_bucket_permission_for_pipes_fails_loudly_before_any_cluster()
 def test_pipes_messages_go_under_the_lake_prefix_and_are_deleted_after_the_session(gcs_emulator):  # noqa: F811
     """Against the GCS emulator: the job's writer puts its chunks under <lake>/_pipes/, the reader
     reads them, and the session leaves nothing behind (chunks at the bucket root never went)."""
-    from dagster_pipes import PipesGCSMessageWriter
+    from dagster_pipes import PipesContext, PipesDefaultContextLoader, PipesGCSMessageWriter
     from google.cloud import storage
 
     lake_uri = gcs_emulator()
@@ -371,7 +371,8 @@ def test_pipes_messages_go_under_the_lake_prefix_and_are_deleted_after_the_sessi
                                    context_injector=dg.PipesTempFileContextInjector()) as session:
             loader = PipesMappingParamsLoader(session.get_bootstrap_env_vars())
             writer = PipesGCSMessageWriter(client=client)
-            with open_dagster_pipes(params_loader=loader, message_writer=writer) as pipes:
+            # Its own context, not open_dagster_pipes' process-wide one (another test set that).
+            with PipesContext(loader, PipesDefaultContextLoader(), writer) as pipes:
                 pipes.report_asset_materialization(metadata={"spark_pages": 7})
             written.extend(b.name for b in client.list_blobs(bucket))
         yield from session.get_results()

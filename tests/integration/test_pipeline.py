@@ -17,6 +17,7 @@ from fixtures.platform import (
     table,
 )
 
+from stock_platform.defs.stock_prices.freshness import CHECK as FRESHNESS_CHECK
 from stock_platform.defs.stock_prices.schema import CLEAN, RAW, REJECTED
 from stock_platform.platform.lake import Lake
 
@@ -125,7 +126,9 @@ def test_checks_pass_and_are_recorded(platform):
         assert {"market_cap_equals_close_times_shares", "row_count_matches_clean",
                 "no_rejected_rows"} <= names
         assert any(name.startswith("unique_combination_of_columns_fct") for name in names)
-        assert [e.check_name for e in evaluations if not e.passed] == []
+        # The freshness check judges the wall clock (the latest KRX session due today), not
+        # these 2024 days: it runs here because the job takes every check of the group.
+        assert [e.check_name for e in evaluations if not e.passed and e.check_name != FRESHNESS_CHECK] == []
 
 
 def test_materializations_carry_metadata(platform):

@@ -7,12 +7,14 @@ publication is handled by raw_stock_prices (retry with backoff until the 20:00 K
 
 import dagster as dg
 
+from stock_platform.defs.stock_prices.freshness import stock_marts_freshness
 from stock_platform.defs.stock_prices.settings import stock_settings
 from stock_platform.platform.calendars import PARTITION_FORMAT, SEOUL, closure_reason, previous_session
 
 daily_job = dg.define_asset_job(
     "daily_stock_prices",
-    selection=dg.AssetSelection.groups("stock_prices"),
+    # Not the freshness check: it judges the wall clock every 30 minutes by itself.
+    selection=dg.AssetSelection.groups("stock_prices") - dg.AssetSelection.checks(stock_marts_freshness),
     description="The domain, API to dbt marts, for one session (launched by daily_schedule).",
 )
 
