@@ -556,7 +556,7 @@ def render_web(w: dict) -> list[str]:
         + " | ".join(f"{w['steps'][p]:.1f}" for p in phases)
         + f" | {w['wall_s']:.1f} |",
         "",
-        "The Spark step parses with sources/access_log.py in mapInArrow (client networks, keyed visitor ids, "
+        "The Spark step parses with sources/access_log.py in one task per core (client networks, keyed visitor ids, "
         "user agents parsed, every line accounted for, clean or rejected) and publishes to the lake; its time "
         "includes waiting for the Spark JVM if it is still starting. The DuckDB floor (bench/web.py) reads each "
         "line as one VARCHAR, one regexp_extract covers the three formats, types timestamp, status, size, "

@@ -91,7 +91,7 @@ def kubernetes_spark_config(settings: PlatformSettings, run_image: str | None = 
         "spark.executor.instances": str(settings.spark_executor_instances),
         "spark.executor.cores": str(settings.spark_executor_cores),
         "spark.executor.memory": executor_memory,
-        # Outside the JVM heap: the Python workers of mapInArrow (the web cleaning's parser, the
+        # Outside the JVM heap: the Python workers (the web cleaning's parser, the
         # stock cleaning's page reader) and Arrow buffers. Spark's default (10%, at least 384m)
         # leaves them a few hundred MiB and the pod is OOM-killed.
         "spark.executor.memoryOverhead": settings.spark_executor_memory_overhead,

@@ -168,7 +168,7 @@ def test_the_pipes_script_runs_the_web_job_with_only_what_the_image_and_the_rele
     log.parent.mkdir()
     log.write_text("\n".join(WEB_LINES) + "\n")
     staging = tmp_path / "staging"
-    files = [{"uri": str(log), "partition": "2024-04-08", "name": "access.log"}]
+    files = [{"uri": str(log), "partition": "2024-04-08", "name": "access.log", "lines": len(WEB_LINES)}]
     materialization = run_script(
         dataproc_image, WEB_CLEANING_JOB,
         {"files": files, "staging_uri": str(staging), "timezone": "Asia/Seoul"},

@@ -563,7 +563,7 @@ def test_kubernetes_spark_config_comes_from_the_pod_and_the_settings():
     assert config["spark.hadoop.fs.gs.auth.type"] == "APPLICATION_DEFAULT"  # not the legacy alias
     assert not [key for key in config if key.startswith("spark.hadoop.google.cloud.")]
     # The driver JVM (in the 8Gi cleaning pod) gets more than Spark's 1g default; executors get
-    # room outside the heap for mapInArrow's Python workers.
+    # room outside the heap for the parsers' Python workers.
     assert config["spark.driver.memory"] == "6g" and config["spark.executor.memoryOverhead"] == "2g"
     # Executors on the Spark node pool, hardened and tolerating its taint by their pod template,
     # which the image holds at that path.

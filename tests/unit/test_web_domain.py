@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import gcsfs
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fixtures.gcs_emulator import gcs_emulator  # noqa: F401 (fixture)
 
@@ -16,6 +18,7 @@ from stock_platform.defs.web_traffic.ingestion import NotDeliveredYet, raw_web_a
 from stock_platform.defs.web_traffic.resources import LogFilesResource
 from stock_platform.defs.web_traffic.schema import RAW
 from stock_platform.defs.web_traffic.settings import DEVELOPMENT_SALT, ip_salt, web_settings
+from stock_platform.defs.web_traffic.spark.cleaning import balanced_groups, clean_files
 from stock_platform.platform.lake import Lake
 from stock_platform.platform.resources.interfaces import LakeResource
 from stock_platform.platform.settings import SettingsError
@@ -164,3 +167,37 @@ def test_the_dataproc_driver_reads_the_salt_from_secret_manager(monkeypatch):
     with pytest.raises(RuntimeError, match=r"could not read the secret .*web-ip-salt.*: HTTP 403") as failure:
         resolve_salt(version)
     assert "s3cret" not in str(failure.value)
+
+
+def test_the_cleaning_spreads_files_over_tasks_by_lines_not_bytes():
+    """A day's small .gz file holds as many lines as a large plain one: each task gets about the
+    same number of lines, and every file exactly once."""
+    files = [{"uri": f"f{n}", "lines": lines} for n, lines in enumerate([90, 10, 50, 50, 40, 30, 30, 20])]
+    groups = balanced_groups(files, 3)
+    assert sorted(f["uri"] for group in groups for f in group) == sorted(f["uri"] for f in files)
+    assert sorted(sum(f["lines"] for f in group) for group in groups) == [100, 110, 110]
+    assert len(balanced_groups(files[:2], 8)) == 2  # never an empty task
+
+
+def test_a_cleaning_task_reads_and_writes_the_lake_on_gcs(gcs_emulator):  # noqa: F811
+    """What a task on a cluster does: the raw file from gs://, the Parquet it writes to gs://."""
+    lake = gcs_emulator()
+    fs = gcsfs.GCSFileSystem()
+    lines = [
+        '203.0.113.7 - - [08/Apr/2024:10:00:00 +0900] "GET /a HTTP/1.1" 200 512 "-" "curl/8.0"',
+        "not a log line",
+    ]
+    fs.pipe(f"{lake}/raw/dt=2024-04-08/v=1/access.log.gz", gzip.compress("\n".join(lines).encode()))
+    file = {"uri": f"{lake}/raw/dt=2024-04-08/v=1/access.log.gz", "partition": "2024-04-08",
+            "name": "access.log.gz", "lines": 2}
+    done = list(clean_files(f"{lake}/_staging/run", "Asia/Seoul", b"salt")([[file]]))
+
+    assert done == ["2024-04-08/access.log.gz"]
+    staged = f"{lake}/_staging/run/{{}}/dt=2024-04-08/access.log.gz.zstd.parquet"
+    with fs.open(staged.format("clean")) as handle:
+        clean = pq.read_table(handle)
+    with fs.open(staged.format("rejected")) as handle:
+        rejected = pq.read_table(handle)
+    assert clean.column("path").to_pylist() == ["/a"]
+    assert clean.schema.field("ts").type == pa.timestamp("us", tz="UTC")  # an instant, as BigQuery loads it
+    assert rejected.column("line").to_pylist() == [b"not a log line"]

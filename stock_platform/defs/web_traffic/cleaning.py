@@ -22,7 +22,7 @@ from stock_platform.platform.staging import new_staging, publish_staged
 CLEANING_JOB = "stock_platform.defs.web_traffic.spark.cleaning:clean_logs"
 
 
-def raw_files(lake: Lake, days: list[dt.date]) -> list[dict[str, str]]:
+def raw_files(lake: Lake, days: list[dt.date]) -> list[dict[str, Any]]:
     """The raw log files of `days` as the cleaning job takes them (JSON values)."""
     files, missing = [], []
     for day in days:
@@ -33,7 +33,7 @@ def raw_files(lake: Lake, days: list[dt.date]) -> list[dict[str, str]]:
         base = lake.partition_dir(RAW, day)
         for file in manifest.details["files"]:
             files.append({"uri": lake.uri(f"{base}/{file['file']}"), "partition": day.isoformat(),
-                          "name": file["name"]})
+                          "name": file["name"], "lines": file["lines"]})
     if missing:
         raise dg.Failure(
             f"raw_web_access_logs is not materialized for {', '.join(missing)} "
