@@ -1,5 +1,5 @@
 """What the BigQuery warehouse sends to BigQuery (a mocked google.cloud.bigquery.Client): the table
-DDL, a range's load into a staging table and the one transaction replacing its days, the stats
+DDL, a range's load into a staging table, the check of its days and the one transaction replacing them, the stats
 query and the range read."""
 
 import datetime as dt
@@ -26,6 +26,11 @@ CONTRACT = [
     ("ingested_at", "TIMESTAMP"),
 ]
 MON, TUE, WED = dt.date(2024, 4, 8), dt.date(2024, 4, 9), dt.date(2024, 4, 10)
+# The range's days as typed literals, bounded by BETWEEN so that BigQuery prunes partitions.
+REPLACED_DAYS = (
+    "trade_date BETWEEN DATE '2024-04-08' AND DATE '2024-04-10' "
+    "AND trade_date IN (DATE '2024-04-08', DATE '2024-04-09', DATE '2024-04-10')"
+)
 FILES = {
     MON: ["gs://lake/clean/stock_prices/dt=2024-04-08/v=1/part-00000.zstd.parquet"],
     TUE: [
@@ -40,7 +45,8 @@ class FakeBigQuery:
     """A mocked Client that records the jobs and table calls in order. The existing table is
     `existing` (the contract's schema unless a test changes it)."""
 
-    def __init__(self, existing_schema=None):
+    def __init__(self, existing_schema=None, staged_outside=()):
+        self.staged_outside = list(staged_outside)  # what the check of staged days finds
         self.client = mock.create_autospec(bigquery.Client, instance=True)
         self.client.project = "test-project"
         self.events: list[str] = []
@@ -59,18 +65,25 @@ class FakeBigQuery:
         self.events.append("create staging")
         return table
 
-    def _job(self, kind, name, rows=None):
+    def _job(self, kind, name, rows=None, result=None):
         job = mock.create_autospec(kind, instance=True)
         job.output_rows = rows
-        job.result.side_effect = lambda *a, **k: self.events.append(f"wait {name}")
+
+        def wait(*args, **kwargs):
+            self.events.append(f"wait {name}")
+            return iter(result or [])
+
+        job.result.side_effect = wait
         self.events.append(f"submit {name}")
         return job
 
     def _load(self, uris, destination, job_config, job_id_prefix):
         return self._job(bigquery.LoadJob, "load", rows=100 * len(uris))
 
-    def _query(self, sql, job_config, job_id_prefix=None):
-        return self._job(bigquery.QueryJob, "query")
+    def _query(self, sql, job_config=None, job_id_prefix=None):
+        if sql.startswith("SELECT"):
+            return self._job(bigquery.QueryJob, "check", result=self.staged_outside)
+        return self._job(bigquery.QueryJob, "replace")
 
     def staging(self) -> bigquery.Table:
         (table,), _ = self.client.create_table.call_args_list[1]
@@ -109,8 +122,8 @@ def test_a_range_is_one_load_into_a_staging_table_and_one_transaction_replacing_
     loaded = BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(FILES)
     assert loaded == 300
     assert fake.events == [
-        "ensure table", "create staging", "submit load", "wait load", "submit query", "wait query",
-        "drop staging",
+        "ensure table", "create staging", "submit load", "wait load", "submit check", "wait check",
+        "submit replace", "wait replace", "drop staging",
     ]
     staging = fake.staging()
     staging_id = f"{staging.project}.{staging.dataset_id}.{staging.table_id}"
@@ -126,25 +139,34 @@ def test_a_range_is_one_load_into_a_staging_table_and_one_transaction_replacing_
     }
     assert load["job_id_prefix"] == "replace_daily_prices_20240408_20240410_"
 
-    (script,), query = fake.client.query.call_args
+    (check, replace) = fake.client.query.call_args_list
+    assert check.args[0] == (
+        f"SELECT trade_date AS day, COUNT(*) AS row_count FROM `{staging_id}` "
+        "WHERE trade_date IS NULL OR trade_date NOT IN UNNEST(@days) GROUP BY day ORDER BY day LIMIT 10"
+    )
+    [days] = check.kwargs["job_config"].query_parameters
+    assert days.to_api_repr()["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "DATE"}}
+    assert days.to_api_repr()["parameterValue"] == {
+        "arrayValues": [{"value": "2024-04-08"}, {"value": "2024-04-09"}, {"value": "2024-04-10"}]}
     names = ", ".join(name for name, _ in CONTRACT)
-    assert statements(script) == [
-        f"ASSERT NOT EXISTS (SELECT 1 FROM `{staging_id}` WHERE trade_date IS NULL OR trade_date NOT IN "
-        f"UNNEST(@days)) AS '{DAILY_PRICES.qualified_name}: a staged file holds rows of a day outside the range'",
+    assert statements(replace.args[0]) == [
         "BEGIN TRANSACTION",
         # every day of the range, the closed Wednesday included: it ends up empty
-        f"DELETE FROM `{TABLE}` WHERE trade_date BETWEEN @first AND @last AND trade_date IN UNNEST(@days)",
+        f"DELETE FROM `{TABLE}` WHERE {REPLACED_DAYS}",
         f"INSERT INTO `{TABLE}` ({names}) SELECT {names} FROM `{staging_id}`",
         "COMMIT TRANSACTION",
     ]
-    for statement in statements(script)[2:4]:  # the DML, as BigQuery SQL
-        assert sqlglot.parse_one(statement, read="bigquery").sql("bigquery") == statement
-    parameters = {p.name: p.to_api_repr() for p in query["job_config"].query_parameters}
-    assert parameters["first"]["parameterValue"] == {"value": "2024-04-08"}
-    assert parameters["last"]["parameterValue"] == {"value": "2024-04-10"}
-    assert parameters["days"]["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "DATE"}}
-    assert parameters["days"]["parameterValue"] == {
-        "arrayValues": [{"value": "2024-04-08"}, {"value": "2024-04-09"}, {"value": "2024-04-10"}]}
+    delete, insert = (sqlglot.parse_one(s, read="bigquery") for s in statements(replace.args[0])[1:3])
+    assert isinstance(delete, sqlglot.exp.Delete) and isinstance(insert, sqlglot.exp.Insert)  # BigQuery SQL
+    assert replace.kwargs["job_id_prefix"] == "replace_daily_prices_20240408_20240410_"
+
+
+def test_staged_rows_of_a_day_outside_the_range_fail_the_load_naming_the_day_and_replace_nothing():
+    fake = FakeBigQuery(staged_outside=[{"day": dt.date(2024, 4, 5), "row_count": 2400}])
+    with pytest.raises(ValueError, match=r"outside the range 2024-04-08\.\.2024-04-09: 2024-04-05 \(2400 rows\)"):
+        BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({MON: FILES[MON], TUE: FILES[TUE]})
+    assert "submit replace" not in fake.events
+    assert fake.events[-1] == "drop staging"
 
 
 def test_the_number_of_jobs_is_bounded_whatever_the_length_of_the_range():
@@ -153,9 +175,9 @@ def test_the_number_of_jobs_is_bounded_whatever_the_length_of_the_range():
     fake = FakeBigQuery()
     BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions(
         {day: [f"gs://lake/clean/dt={day}/part-{i}.parquet" for i in range(8)] for day in days})
-    # 13,600 files: two loads (at most 10,000 URIs each), one query job.
+    # 13,600 files: two loads (at most 10,000 URIs each), a check and the replacement.
     assert [len(c.args[0]) for c in fake.client.load_table_from_uri.call_args_list] == [10_000, 3_600]
-    assert fake.client.query.call_count == 1
+    assert fake.client.query.call_count == 2
 
 
 def test_the_table_owns_its_schema_a_column_added_later_is_carried_through():
@@ -170,11 +192,12 @@ def test_the_table_owns_its_schema_a_column_added_later_is_carried_through():
 def test_a_range_of_closed_days_only_deletes():
     fake = FakeBigQuery()
     BigQueryWarehouse(fake.client, DAILY_PRICES).replace_partitions({WED: []})
-    assert fake.events == ["ensure table", "submit query", "wait query"]
+    assert fake.events == ["ensure table", "submit replace", "wait replace"]
     (script,), _ = fake.client.query.call_args
     assert statements(script) == [
         "BEGIN TRANSACTION",
-        f"DELETE FROM `{TABLE}` WHERE trade_date BETWEEN @first AND @last AND trade_date IN UNNEST(@days)",
+        f"DELETE FROM `{TABLE}` WHERE trade_date BETWEEN DATE '2024-04-10' AND DATE '2024-04-10' "
+        "AND trade_date IN (DATE '2024-04-10')",
         "COMMIT TRANSACTION",
     ]
 

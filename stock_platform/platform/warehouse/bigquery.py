@@ -4,9 +4,11 @@ A range is replaced in a bounded number of jobs, whatever its length (a backfill
 history is about 1,700 days, more than the per-table daily limit on load jobs):
   1. its clean Parquet files are loaded into a staging table of its own (a copy of the table's
      schema that expires after a day), one load job per `MAX_URIS_PER_LOAD` files;
-  2. one query job checks that every staged row belongs to a day of the range, then, in one
-     transaction, deletes the range's days from the table and inserts the staged rows. Readers see
-     all the old days or all the new ones; a day without files (market closed) ends up empty.
+  2. one query job checks that every staged row belongs to a day of the range (else nothing is
+     replaced and the error names the days);
+  3. one query job, in one transaction, deletes the range's days from the table and inserts the
+     staged rows. Readers see all the old days or all the new ones; a day without files (market
+     closed) ends up empty.
 The staging table is dropped at the end. The table owns its schema, partitioning and clustering:
 loads name none of them, so a later change to the table does not break them.
 """
@@ -84,15 +86,10 @@ class BigQueryWarehouse:
                     )
                     job.result()  # raises the load's error (a file that does not fit the table)
                     loaded += job.output_rows or 0
+            if uris:
+                self.check_staged_days(staging_id, days, job_id_prefix)
             self.client.query(
-                self.replace_script(staging_id if uris else None, [f.name for f in target.schema]),
-                job_config=bigquery.QueryJobConfig(
-                    query_parameters=[
-                        bigquery.ScalarQueryParameter("first", "DATE", days[0]),
-                        bigquery.ScalarQueryParameter("last", "DATE", days[-1]),
-                        bigquery.ArrayQueryParameter("days", "DATE", days),
-                    ]
-                ),
+                self.replace_script(staging_id if uris else None, [f.name for f in target.schema], days),
                 job_id_prefix=job_id_prefix,
             ).result()
         finally:
@@ -100,22 +97,34 @@ class BigQueryWarehouse:
                 self.client.delete_table(staging_id, not_found_ok=True)
         return loaded
 
-    def replace_script(self, staging_id: str | None, columns: list[str]) -> str:
-        """The query job that swaps the staged rows in for the days @days (within @first..@last,
-        the bound that lets BigQuery prune partitions): one transaction, after a check that no
-        staged row falls outside those days (a file holding a row of another day)."""
+    def check_staged_days(self, staging_id: str, days: list[dt.date], job_id_prefix: str) -> None:
+        """Fail, naming them, if staged rows fall outside `days` (a file holding rows of another
+        day would otherwise replace that day's rows with a partial copy)."""
         key = self.table.partition_column
-        in_range = f"{key} BETWEEN @first AND @last AND {key} IN UNNEST(@days)"
-        names = ", ".join(columns)
-        statements = []
-        if staging_id:
-            statements.append(
-                f"ASSERT NOT EXISTS (SELECT 1 FROM `{staging_id}` WHERE {key} IS NULL "
-                f"OR {key} NOT IN UNNEST(@days)) "
-                f"AS '{self.table.qualified_name}: a staged file holds rows of a day outside the range'"
+        outside = self.client.query(
+            f"SELECT {key} AS day, COUNT(*) AS row_count FROM `{staging_id}` "
+            f"WHERE {key} IS NULL OR {key} NOT IN UNNEST(@days) GROUP BY day ORDER BY day LIMIT 10",
+            job_config=bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("days", "DATE", days)]),
+            job_id_prefix=job_id_prefix,
+        ).result()
+        found = [f"{row['day'] or 'no ' + key} ({row['row_count']} rows)" for row in outside]
+        if found:
+            raise ValueError(
+                f"{self.table.qualified_name}: the staged files hold rows of days outside the range "
+                f"{days[0]}..{days[-1]}: {', '.join(found)}; nothing was replaced"
             )
-        statements.append("BEGIN TRANSACTION")
-        statements.append(f"DELETE FROM `{self.table_id}` WHERE {in_range}")
+
+    def replace_script(self, staging_id: str | None, columns: list[str], days: list[dt.date]) -> str:
+        """The query job that swaps the staged rows in for `days`: one transaction. The days are
+        DATE literals (typed values, so nothing to escape) bounded by BETWEEN, which lets BigQuery
+        prune partitions; a script takes no query parameters on the BigQuery emulator the tests
+        run it on."""
+        key = self.table.partition_column
+        first, last = (f"DATE '{day.isoformat()}'" for day in (days[0], days[-1]))
+        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
+        in_range = f"{key} BETWEEN {first} AND {last} AND {key} IN ({listed})"
+        names = ", ".join(columns)
+        statements = ["BEGIN TRANSACTION", f"DELETE FROM `{self.table_id}` WHERE {in_range}"]
         if staging_id:
             statements.append(f"INSERT INTO `{self.table_id}` ({names}) SELECT {names} FROM `{staging_id}`")
         statements.append("COMMIT TRANSACTION")
