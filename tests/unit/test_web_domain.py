@@ -18,7 +18,7 @@ from stock_platform.defs.web_traffic.ingestion import NotDeliveredYet, raw_web_a
 from stock_platform.defs.web_traffic.resources import LogFilesResource
 from stock_platform.defs.web_traffic.schema import RAW
 from stock_platform.defs.web_traffic.settings import DEVELOPMENT_SALT, ip_salt, web_settings
-from stock_platform.defs.web_traffic.spark.cleaning import balanced_groups, clean_files
+from stock_platform.defs.web_traffic.spark.cleaning import balanced_groups, clean_files, task_count
 from stock_platform.platform.lake import Lake
 from stock_platform.platform.resources.interfaces import LakeResource
 from stock_platform.platform.settings import SettingsError
@@ -177,6 +177,15 @@ def test_the_cleaning_spreads_files_over_tasks_by_lines_not_bytes():
     assert sorted(f["uri"] for group in groups for f in group) == sorted(f["uri"] for f in files)
     assert sorted(sum(f["lines"] for f in group) for group in groups) == [100, 110, 110]
     assert len(balanced_groups(files[:2], 8)) == 2  # never an empty task
+
+
+def test_a_day_is_one_round_of_tasks_and_a_long_backfill_many():
+    """One task per core for a day; a backfill gets rounds of tasks of about LINES_PER_TASK lines
+    (pending tasks are what a cluster's dynamic allocation adds executors for)."""
+    assert task_count(100_000, cores=2) == 2
+    assert task_count(3_000_000, cores=2) == 4  # 30 days at the default traffic
+    assert task_count(170_000_000, cores=16) == 176  # 1,700 days: 11 rounds of 16
+    assert task_count(0, cores=0) == 1
 
 
 def test_a_cleaning_task_reads_and_writes_the_lake_on_gcs(gcs_emulator):  # noqa: F811

@@ -1,9 +1,9 @@
 """The web cleaning job: raw log files -> `web_raw.access_logs` rows and rejected lines (Spark).
 
 `clean_logs` is the Spark job the platform's Spark resource runs, in-process or on a cluster
-(platform/spark_job.py). Spark runs one task per core, each on a group of whole raw files with
-about the same number of lines (line numbers need the whole file, and a .gz file cannot be split
-anyway). A task reads its files from the lake, parses them with sources/access_log.py and writes
+(platform/spark_job.py). Spark runs rounds of one task per core, each task on a group of whole
+raw files with about the same number of lines (line numbers need the whole file, and a .gz file
+cannot be split anyway). A task reads its files from the lake, parses them with sources/access_log.py and writes
 each file's clean rows and rejected lines as zstd Parquet into the staging folder,
 `{clean,rejected}/dt=<day>/<file>.zstd.parquet`, which the step then checks and publishes.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import math
 import posixpath
 from collections.abc import Iterable, Iterator
 
@@ -41,6 +42,8 @@ REJECTED_SCHEMA = T.StructType([
     T.StructField("source_file", T.StringType()), T.StructField("line_number", T.LongType()),
     T.StructField("reason", T.StringType()), T.StructField("line", T.BinaryType()),
 ])
+# About 5 s of parsing on one core.
+LINES_PER_TASK = 1_000_000
 # Columns (nearly) unique per row: a Parquet dictionary only costs time for them.
 NO_DICTIONARY = ("ts", "visitor_id", "line_number")
 
@@ -68,6 +71,14 @@ def resolve_salt(ip_salt_secret: str | None) -> bytes:
     from stock_platform.defs.web_traffic.settings import ip_salt
 
     return ip_salt()
+
+
+def task_count(lines: int, cores: int) -> int:
+    """Tasks for `lines` on `cores`: a round of tasks per core, as many rounds as it takes to keep
+    a task near LINES_PER_TASK. A long backfill thus has pending tasks for a cluster's dynamic
+    allocation to add executors for, and a lost task redoes little; a day is one round."""
+    cores = max(1, cores)
+    return cores * max(1, math.ceil(lines / (cores * LINES_PER_TASK)))
 
 
 def balanced_groups(files: list[dict], count: int) -> list[list[dict]]:
@@ -130,8 +141,7 @@ def clean_logs(
     """The Spark job: parse the raw files (`uri`, `partition`, `name`, `lines` each) into clean/ and
     rejected/ Parquet under `staging_uri`; returns metadata for the step."""
     salt = resolve_salt(ip_salt_secret)
-    # One task per core, each with about the same number of lines (the manifests count them).
-    groups = balanced_groups(files, spark.sparkContext.defaultParallelism)
+    groups = balanced_groups(files, task_count(sum(f["lines"] for f in files), spark.sparkContext.defaultParallelism))
     written = (
         spark.sparkContext.parallelize(groups, len(groups))
         .mapPartitions(clean_files(staging_uri, timezone, salt))
