@@ -10,9 +10,9 @@ each file's clean rows and rejected lines as zstd Parquet into the staging folde
 The task writes with pyarrow instead of handing its rows back to Spark's writer: the rows are
 already Arrow columns, and the trip back (Arrow into Spark rows, the sort by day, Spark's Parquet
 encoder) cost more than the parse. 30 days, 3 million lines, warm, 2 cores: 27.6 s through
-Spark's writer after a binaryFile read, 12 s so; `make bench` sets the step against DuckDB. A
-file's output name is fixed by its source, so a task that Spark retries overwrites what a failed
-attempt left.
+Spark's writer after a binaryFile read, 12 s with the tasks writing; `make bench` sets the step
+against DuckDB. A file's output name is fixed by its source, so a task that Spark retries
+overwrites what a failed attempt left.
 
 The salt of visitor ids is resolved in the driver and reaches the workers inside the parsing
 function's closure: never in Spark configuration, job arguments or lake objects.
@@ -26,6 +26,7 @@ import math
 import posixpath
 from collections.abc import Iterable, Iterator
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
@@ -99,7 +100,6 @@ def clean_files(staging_uri: str, timezone: str, salt: bytes):
     Yields `<day>/<name>` of each file done."""
 
     def clean(groups: Iterable[list[dict]]) -> Iterator[str]:
-        import fsspec
         from pyspark.sql.pandas.types import to_arrow_schema
 
         schemas = {"clean": to_arrow_schema(CLEAN_SCHEMA), "rejected": to_arrow_schema(REJECTED_SCHEMA)}
@@ -122,8 +122,6 @@ def clean_files(staging_uri: str, timezone: str, salt: bytes):
 
 def write_parquet(table: pa.Table, uri: str) -> None:
     """`table` as one zstd Parquet file at `uri` (a local path or any fsspec URL, e.g. gs://)."""
-    import fsspec
-
     fs, path = fsspec.core.url_to_fs(uri)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     with fs.open(path, "wb") as handle:
