@@ -352,16 +352,22 @@ def summaries(settings: PlatformSettings, runs: list[RangeRun]) -> str:
     """Each domain's summary (its module `summary.py`, if it has one), from the local warehouse."""
     from stock_platform.platform.warehouse.duckdb import DuckDBWarehouse
 
+    spans: dict[str, tuple[dt.date, dt.date]] = {}  # a domain in several runs: once, over all their days
+    for run in runs:
+        first, last = dt.date.fromisoformat(run.first_key), dt.date.fromisoformat(run.last_key)
+        for group in run.groups:
+            low, high = spans.get(group, (first, last))
+            spans[group] = (min(low, first), max(high, last))
     lines = []
     with DuckDBWarehouse(settings.warehouse_path).connect(read_only=True) as con:
-        for run in runs:
-            for group in run.groups:
-                try:
-                    module = importlib.import_module(f"stock_platform.defs.{group}.summary")
-                except ModuleNotFoundError:
-                    continue
-                first, last = dt.date.fromisoformat(run.first_key), dt.date.fromisoformat(run.last_key)
-                lines += ["", f"{group}: {first} .. {last}", *module.summary(con, first, last)]
+        # A domain published by several runs (serving follows both calendars) comes after theirs.
+        for group in sorted(spans, key=lambda name: sum(name in run.groups for run in runs)):
+            first, last = spans[group]
+            try:
+                module = importlib.import_module(f"stock_platform.defs.{group}.summary")
+            except ModuleNotFoundError:
+                continue
+            lines += ["", f"{group}: {first} .. {last}", *module.summary(con, first, last)]
     return "\n".join(lines)
 
 

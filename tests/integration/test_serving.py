@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,9 +28,12 @@ import psycopg
 import pytest
 from fixtures.platform import REFERENCE_RANGE
 
+from stock_platform.cli import plan_runs, select_specs, summaries
+from stock_platform.definitions import defs as definitions
 from stock_platform.defs.serving import publishing
 from stock_platform.defs.serving.tables import DAILY_METRICS, FEATURES, MARKET_SUMMARY, WEB_TRAFFIC
 from stock_platform.platform import settings as platform_settings
+from stock_platform.platform.calendars import SEOUL
 from stock_platform.platform.instance import ensure_database, stop_postgres
 from stock_platform.platform.resources.local import DuckDBWarehouseResource
 from stock_platform.platform.serving import ServingDatabaseError, ServingDatabaseResource, connect_url
@@ -409,6 +413,26 @@ def test_the_database_password_reaches_no_log_error_or_event(platform, monkeypat
                         ("events", "\n".join(repr(event) for event in events)),
                         ("error", str(refused.value) + repr(refused.value.__cause__))):
         assert PASSWORD not in text, where
+
+
+def test_make_run_prints_what_the_serving_tables_hold_once_after_the_domains(platform):
+    write_warehouse(platform["warehouse"], marts(seed=1))
+    with duckdb.connect(str(platform["warehouse"])) as con:  # read by the web domain's summary
+        con.execute("CREATE OR REPLACE TABLE web_analytics.web_top_pages_daily "
+                    "(log_date DATE, rank BIGINT, path VARCHAR, page_views BIGINT, unique_visitors BIGINT)")
+    publish_stock_and_web(platform)
+    settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(platform["data_dir"])})
+    runs = plan_runs(select_specs(definitions(), None), FIRST, LAST, dt.datetime(2024, 5, 1, tzinfo=SEOUL))
+    assert len(runs) == 2 and all("serving" in run.groups for run in runs)  # the stock run and the web run
+    output = summaries(settings, runs)
+    headers = [line for line in output.splitlines() if re.fullmatch(r"[a-z_]+: \S+ \.\. \S+", line)]
+    assert headers == [f"{group}: {FIRST} .. {LAST}" for group in ("stock_prices", "web_traffic", "serving")]
+    tables = serving_tables(platform["url"])
+    for name, column in (("stock_daily_metrics", "trade_date"), ("market_daily_summary", "trade_date"),
+                         ("web_daily_traffic", "log_date")):
+        rows, last_day = len(tables[name]), max(tables[name][column])
+        assert f"serving.{name}".ljust(45) + f" {rows:>10,}  {last_day}" in output.splitlines(), output
+    assert f"{'serving.stock_latest':45} {len(TICKERS):>10,}  (one row per ticker)" in output.splitlines()
 
 
 def test_the_real_marts_publish_column_for_column(platform, reference_run, monkeypatch):
