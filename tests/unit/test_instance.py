@@ -176,6 +176,7 @@ from stock_platform.platform.instance import ensure_database, postgres_dir
 from stock_platform.platform.settings import PlatformSettings, parse
 settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": sys.argv[1]})
 go = Path(sys.argv[2])
+Path(sys.argv[3]).touch()  # imported, waiting
 while not go.exists():
     time.sleep(0.01)
 url = ensure_database(settings, "serving")
@@ -187,11 +188,15 @@ def test_concurrent_runs_starting_at_once_share_one_server(tmp_path):
     """Three runs start on a data dir whose server is stopped, at the same instant: one server is
     started, every run gets it and the database one of them created."""
     settings = parse(PlatformSettings, {"STOCK_PLATFORM_DATA_DIR": str(tmp_path)})
-    go = tmp_path / "go"
-    starters = [subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path), str(go)], text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    go, ready = tmp_path / "go", [tmp_path / f"ready-{n}" for n in range(3)]
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path), str(go), str(flag)], text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for flag in ready]
     try:
-        time.sleep(5)  # every starter has imported and waits
+        deadline = time.monotonic() + 120
+        while not all(flag.exists() for flag in ready):
+            assert all(starter.poll() is None for starter in starters), "a starter ended before the start"
+            assert time.monotonic() < deadline, "the starters never got ready"
+            time.sleep(0.05)
         go.touch()
         outputs = [starter.communicate(timeout=120) for starter in starters]
         assert [starter.returncode for starter in starters] == [0, 0, 0], [err for _, err in outputs]

@@ -20,8 +20,8 @@ def summary(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> li
         for table in (STOCK_DAILY_METRICS, MARKET_DAILY_SUMMARY, WEB_DAILY_TRAFFIC):
             column = sql.Identifier(table.date_column)
             rows, last_day = conn.execute(
-                sql.SQL("SELECT count(*), max({}) FROM {}.{} WHERE {} BETWEEN %s AND %s").format(
-                    column, sql.Identifier("serving"), sql.Identifier(table.name), column),
+                sql.SQL("SELECT count(*), max({}) FROM {} WHERE {} BETWEEN %s AND %s").format(
+                    column, sql.Identifier("serving", table.name), column),
                 [first, last],
             ).fetchall()[0]
             lines.append(f"{table.qualified_name:45} {rows:>10,}  {last_day or '-'}")
